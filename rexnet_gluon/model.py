@@ -8,7 +8,7 @@ official state_dict keys up to BatchNorm's ``gamma``/``beta``. The shapes come f
 import inspect
 
 from mxnet.gluon import nn
-from mxnet.gluon.block import HybridBlock
+from mxnet.gluon.block import Block, HybridBlock
 
 from .spec import ReXNetSpec, lite_spec, v1_spec
 
@@ -191,6 +191,13 @@ class ReXNet(HybridBlock):
                 self.output.add(nn.Dropout(dropout),
                                 nn.Conv2D(classes, 1, use_bias=True, in_channels=head_in),
                                 nn.Flatten())
+
+    def __setattr__(self, name, value):
+        # GluonCV's fine-tuning recipe assigns `net.output = nn.Dense(classes)`; Gluon refuses to change a
+        # child's type, so drop the old head first. Only the two GluonCV children are replaceable this way.
+        if name in ('features', 'output') and isinstance(value, Block) and isinstance(self.__dict__.get(name), Block):
+            del self.__dict__[name]
+        super(ReXNet, self).__setattr__(name, value)
 
     @property
     def feature_info(self):

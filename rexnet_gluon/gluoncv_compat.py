@@ -1,0 +1,92 @@
+"""The one place that deals with GluonCV: importing it beside torch >= 2, and registering our names.
+
+GluonCV 0.10.x raises RuntimeError on import when torch >= 2 is installed (its check only catches
+ImportError). We import it with torch hidden, so GluonCV sees "no PyTorch" and loads its MXNet side,
+then put torch back: a process can use both. ``import rexnet_gluon`` installs a tiny import hook so
+that a later plain ``import gluoncv`` gets the same treatment and finds the ReXNet names in its zoo.
+"""
+import contextlib
+import importlib
+import importlib.abc
+import sys
+
+__all__ = ['import_gluoncv', 'register_gluoncv', 'install_import_hook']
+
+_MISSING = object()
+
+
+@contextlib.contextmanager
+def _torch_hidden():
+    saved = {k: v for k, v in sys.modules.items() if k == 'torch' or k.startswith('torch.')}
+    sys.modules['torch'] = None    # `import torch` now raises ImportError, which GluonCV tolerates
+    try:
+        yield
+    finally:
+        del sys.modules['torch']
+        sys.modules.update(saved)
+
+
+def import_gluoncv():
+    """``import gluoncv`` that works with torch >= 2 installed, with the ReXNet names registered."""
+    gcv = sys.modules.get('gluoncv')
+    if gcv is None:
+        with _torch_hidden():
+            gcv = importlib.import_module('gluoncv')
+    register_gluoncv()
+    return gcv
+
+
+def _factory(name):
+    def make(**kwargs):
+        from .zoo import get_model
+        return get_model(name, **kwargs)
+    make.__name__ = name.replace('.', '_')
+    make.__doc__ = 'ReXNet %s from rexnet_gluon (registered into GluonCV).' % name
+    return make
+
+
+def register_gluoncv():
+    """Add every rexnet_gluon zoo name to GluonCV's model zoo (idempotent). Returns the names added."""
+    mz = sys.modules.get('gluoncv.model_zoo.model_zoo')
+    if mz is None:
+        import_gluoncv()   # registers on the way
+        return []
+    from .zoo import get_model_list
+    added = []
+    for name in get_model_list():
+        if name not in mz._models:
+            mz._models[name] = _factory(name)
+            added.append(name)
+    return added
+
+
+class _GluonCVHook(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+    """Wraps the loading of the top-level ``gluoncv`` package: torch hidden, names registered."""
+
+    def find_spec(self, fullname, path=None, target=None):
+        if fullname != 'gluoncv':
+            return None
+        for finder in sys.meta_path:
+            if finder is self or not hasattr(finder, 'find_spec'):
+                continue
+            spec = finder.find_spec(fullname, path, target)
+            if spec is not None:
+                self._real = spec.loader
+                spec.loader = self
+                return spec
+        return None
+
+    def create_module(self, spec):
+        return self._real.create_module(spec)
+
+    def exec_module(self, module):
+        with _torch_hidden():
+            self._real.exec_module(module)
+        register_gluoncv()
+
+
+def install_import_hook():
+    if not any(isinstance(f, _GluonCVHook) for f in sys.meta_path):
+        sys.meta_path.insert(0, _GluonCVHook())
+    if 'gluoncv.model_zoo.model_zoo' in sys.modules:
+        register_gluoncv()
