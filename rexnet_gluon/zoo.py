@@ -23,6 +23,8 @@ log = logging.getLogger(__name__)
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 _TIMM_RELEASE = 'https://github.com/rwightman/pytorch-image-models/releases/download/v0.1-rexnet/'
+DOWNLOAD_RETRIES = 5      # per URL
+DOWNLOAD_BACKOFF = 1.0    # seconds, doubled after each failed attempt
 
 
 def _hf(repo):
@@ -162,7 +164,8 @@ def pretrained_file(name, root=os.path.join('~', '.mxnet', 'models'), tag=None, 
             return hit
         downloads = os.path.join(folder, 'downloads')
         try:
-            source, _ = fetch_first(info.sources, downloads, progress=progress)
+            source, _ = fetch_first(info.sources, downloads, progress=progress, retries=DOWNLOAD_RETRIES,
+                                    backoff=DOWNLOAD_BACKOFF)
         except DownloadError as err:
             raise DownloadError(
                 'could not fetch pretrained weights for %s.\n%s\nOffline or behind a firewall? Download one of '
