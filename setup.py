@@ -8,14 +8,23 @@ REQUIRES = [
     'gluoncv==0.10.5.post0',    # last GluonCV; its import refuses torch >= 2 (rexnet_gluon.gluoncv_compat handles it)
     # opencv: gluoncv depends on opencv-python; never install opencv-python-headless beside it (they share
     # files, and removing one leaves an empty cv2 package).
-    'tqdm',
+    'tqdm',                     # progress bars for downloads, conversion and training
+    'requests',                 # pretrained-weight downloads (retries, Google Drive confirm step)
+    'portalocker',              # a lock so two processes never download the same weights at once
+    'Pillow',                   # image loading for the predictor and the augmentations
+    'matplotlib',               # training-curve and benchmark PNGs
+]
+EXPORT = [
+    'onnx==1.14.1',             # mxnet's ONNX exporter imports onnx.mapping, removed in later onnx releases
+    'onnxruntime==1.18.1',      # 1.15-1.17 need numpy >= 1.24.2; 1.18.1 runs beside numpy 1.23.5
+    'protobuf<5',               # onnx 1.14 is built against protobuf 4
 ]
 TORCH = [
     'torch==2.14.1',            # only for parity checks; 2.14.1 + torchvision 0.29.1 is the pair that imports
     'torchvision==0.29.1',      # beside numpy 1.23.5 (PyPI torchvision fails beside the torch 2.13.0 CPU build)
     'timm',                     # the independent PyTorch ReXNet reference (numerically the official network)
 ]
-TEST = TORCH + [
+TEST = TORCH + EXPORT + [
     'pytest',
     'safetensors',              # writes .safetensors test files (reading them needs no package)
 ]
@@ -30,5 +39,5 @@ setup(
     packages=find_packages(include=['rexnet_gluon', 'rexnet_gluon.*']),
     python_requires='>=3.8,<3.12',   # numpy 1.23.5 has no cp312 wheels; gluoncv needs distutils (gone in 3.12)
     install_requires=REQUIRES,
-    extras_require={'torch': TORCH, 'test': TEST},
+    extras_require={'torch': TORCH, 'export': EXPORT, 'test': TEST},
 )
