@@ -7,12 +7,12 @@ the checkpoint's shapes against the tables of candidate specs.
 """
 import os
 import re
-import tempfile
 from collections import OrderedDict, namedtuple
 
 import numpy as np
 
 from .checkpoint_io import CheckpointError, load_state_dict
+from .fileio import atomic_path
 from .spec import STAGE_LAYERS, lite_spec, make_divisible, v1_spec, width_tag
 
 __all__ = ['Param', 'param_table', 'detect', 'convert_state_dict', 'convert_checkpoint', 'save_params',
@@ -29,17 +29,34 @@ class ConversionError(ValueError):
 
 
 def spec_from_name(name):
-    """'rexnet_1.5x' / 'rexnet_lite_1.0x' / 'rexnetr_2.0x' (case-insensitive) -> ReXNetSpec."""
-    m = re.match(r'^(rexnet|rexnet_lite|rexnetr)_(\d+(?:\.\d+)?)x$', name.strip().lower())
+    """'rexnet_1.5x' / 'rexnet_lite_1.0x' / 'rexnetr_2.0x' (case-insensitive) -> ReXNetSpec.
+
+    Non-default options follow as suffixes, as ReXNetSpec names carry them: ``_d2.0`` (depth_mult),
+    ``_nose`` (no SE), ``_se8`` (SE ratio); lite: ``_fhs`` (fix_head_stem), ``_k335577``, ``_div16``.
+    """
+    m = re.match(r'^(rexnet|rexnet_lite|rexnetr)_(\d+(?:\.\d+)?)x((?:_[a-z]+[\d.]*)*)$', str(name).strip().lower())
     if not m:
         raise ValueError("model name %r is not of the form rexnet_<width>x, rexnet_lite_<width>x or "
-                         "rexnetr_<width>x (e.g. rexnet_1.0x)" % name)
+                         "rexnetr_<width>x (e.g. rexnet_1.0x, rexnet_lite_1.3x, rexnetr_2.0x)" % name)
     family, width = m.group(1), float(m.group(2))
-    if family == 'rexnet':
-        return v1_spec(width)
-    if family == 'rexnet_lite':
-        return lite_spec(width)
-    return v1_spec(width, ch_div=16 if width >= 3.0 else 8)   # timm: rexnetr_300 uses 16, the rest 8
+    opts = {}
+    for token in m.group(3).split('_')[1:]:
+        key, value = re.match(r'^([a-z]+)([\d.]*)$', token).groups()
+        opts[key] = value
+    allowed = {'fhs', 'k', 'div'} if family == 'rexnet_lite' else {'d', 'nose', 'se'}
+    unknown = sorted(set(opts) - allowed)
+    if unknown:
+        raise ValueError('model name %r has unknown option(s) %s; %s names accept %s'
+                         % (name, ', '.join('_' + u for u in unknown), family, ', '.join('_' + a for a in sorted(allowed))))
+    try:
+        if family == 'rexnet_lite':
+            return lite_spec(width, fix_head_stem='fhs' in opts, kernel_conf=opts.get('k') or '333333',
+                             divisible_value=int(opts.get('div') or 8))
+        ch_div = 1 if family == 'rexnet' else (16 if width >= 3.0 else 8)   # timm: rexnetr_300 uses 16
+        return v1_spec(width, float(opts.get('d') or 1.0), 'nose' not in opts, int(opts.get('se') or 12),
+                       ch_div=ch_div)
+    except ValueError as err:
+        raise ValueError('model name %r: %s' % (name, err)) from None
 
 
 def _conv_bn(rows, gluon, official, timm, conv_shape, channels):
@@ -165,13 +182,26 @@ def _width_candidates(lo=0.25, hi=4.0):
 
 
 def _depth_candidates(n_blocks):
-    out = []
+    """depth_mult values giving n_blocks, one per distinct stage layout (1.0 first, else the smallest)."""
+    by_layout = {}
     for i in range(1, 401):
         d = i / 100.0
-        if sum(int(np.ceil(l * d)) for l in STAGE_LAYERS) == n_blocks:
-            out.append(d)
-    # Prefer 1.0, then the shortest decimal.
-    return sorted(out, key=lambda d: (d != 1.0, len(repr(d)), d))
+        layout = tuple(int(np.ceil(l * d)) for l in STAGE_LAYERS)
+        if sum(layout) == n_blocks:
+            by_layout.setdefault(layout, d)
+            if d == 1.0:
+                by_layout[layout] = d
+    return sorted(by_layout.values(), key=lambda d: (d != 1.0, d))
+
+
+def _se_ratio_candidates(observed, layout):
+    """SE ratios r with dw // r == hidden for the first SE block: a handful, not hundreds."""
+    for k, shape in observed.items():
+        if k.endswith(('se.fc1.weight', 'fc.0.weight')) and len(shape) == 4:
+            hidden, dw = shape[0], shape[1]
+            # 12 always first: timm's rounded variant snaps the hidden width, so it need not be dw // 12.
+            return [12] + [r for r in range(1, 257) if dw // r == hidden and r != 12]
+    return [12]
 
 
 def detect(state_dict):
@@ -195,18 +225,31 @@ def detect(state_dict):
     else:
         has_se = any('.se.' in k or '.fc.' in k for k in sd if not k.startswith(('head', 'output')))
         # The common case first; other SE ratios and depths only when nothing else fits.
-        se_ratios = [12] + [r for r in range(2, 65) if r != 12] if has_se else [12]
+        se_ratios = _se_ratio_candidates(observed, layout) if has_se else [12]
         families = [(lambda w, d=d, r=r, c=c: v1_spec(w, d, has_se, r, ch_div=c),
                      (lambda w: int(1280 * w)) if c == 1 else (lambda w, c=c: make_divisible(1280 * w, c)))
                     for r in se_ratios for d in _depth_candidates(n_blocks) for c in (1, 8, 16)]
     widths = _width_candidates()
+    best, best_score = None, -1
     for make, pen_of in families:
         for w in widths:
             if pen_of(w) != pen:   # cheap filter before building a whole spec
                 continue
             spec = make(w)
-            if spec.stem == stem and len(spec.blocks) == n_blocks and _shape_key(spec, classes, layout) == observed:
+            if len(spec.blocks) != n_blocks:
+                continue
+            expected = _shape_key(spec, classes, layout)
+            if expected == observed:
                 return layout, spec, classes
+            score = sum(observed.get(k) == v for k, v in expected.items()) - len(set(observed) - set(expected))
+            if score > best_score:
+                best, best_score = spec, score
+    if best is not None:
+        raise ConversionError(
+            'the checkpoint (%s layout, %d blocks, %d classes) is closest to %s but does not match it: %s. '
+            'The file may be damaged or edited, or come from a modified network; pass --model to compare it '
+            'with another model.' % (layout, n_blocks, classes, best.name,
+                                     _describe_mismatch(best, classes, layout, observed)))
     raise ConversionError(
         'the checkpoint looks like %s layout with %d blocks and %d classes, but no ReXNet width/depth gives '
         'exactly its shapes (stem %d channels). It may be a modified network or a different model; '
@@ -274,19 +317,9 @@ def convert_state_dict(state_dict, model=None, classes=None, dtype='float32'):
 def save_params(arrays, path):
     """Write Gluon .params atomically: a temporary file in the same folder, then rename."""
     import mxnet as mx
-    path = os.path.abspath(path)
-    folder = os.path.dirname(path)
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix='.' + os.path.basename(path) + '.', suffix='.tmp', dir=folder)
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         mx.nd.save(tmp, {k: mx.nd.array(v, dtype=v.dtype) for k, v in arrays.items()})
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-    return path
+    return os.path.abspath(path)
 
 
 def convert_checkpoint(checkpoint, output=None, model=None, dtype='float32'):

@@ -12,6 +12,7 @@ import tempfile
 import time
 
 from .checkpoint_io import CheckpointError, load_state_dict
+from .fileio import atomic_path
 from .convert import ConversionError, convert_state_dict, save_params, spec_from_name
 
 log = logging.getLogger('rexnet_gluon.convert')
@@ -149,11 +150,8 @@ def run_demo(args):
             'Command: python convert/pt2mx.py' % (args.batch, args.input_size, args.input_size))
     print('\n' + table + '\n\n' + note)
     if args.report:
-        os.makedirs(os.path.dirname(os.path.abspath(args.report)), exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(args.report)), suffix='.tmp')
-        with os.fdopen(fd, 'w') as f:
+        with atomic_path(args.report) as tmp, open(tmp, 'w') as f:
             f.write(table + '\n\n' + note + '\n')
-        os.replace(tmp, args.report)
         print('Table written to %s; checkpoints and .params in %s' % (args.report, work))
     print('%d/%d cases passed' % (len(rows) - failed, len(rows)))
     return 1 if failed else 0
@@ -166,9 +164,7 @@ def main(argv=None):
         if args.checkpoint or args.output or args.model or args.check:
             return convert_one(args)
         return run_demo(args)
-    except (CheckpointError, ConversionError) as err:
-        print('error: %s' % err, file=sys.stderr)
-        return 2
-    except ImportError as err:
+    except (CheckpointError, ConversionError, ValueError, OSError, ImportError) as err:
+        # Bad input of any kind (file, name, flag, path): one readable paragraph, no traceback.
         print('error: %s' % err, file=sys.stderr)
         return 2

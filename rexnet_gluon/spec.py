@@ -113,7 +113,7 @@ def v1_spec(width_mult=1.0, depth_mult=1.0, use_se=True, se_ratio=12, input_ch=1
     for out, stride, se, expand in zip(outs, strides, use_ses, expands):
         if ch_div == 1:
             dw = prev * 6 if expand else prev
-            se_ch = dw // se_ratio if (se and use_se) else 0
+            se_ch = int(dw // se_ratio) if (se and use_se) else 0
         else:   # timm's rounded variant snaps the expanded and SE widths too
             dw = make_divisible(round(prev * 6), ch_div) if expand else prev
             se_ch = make_divisible(int(dw * (1.0 / se_ratio)), ch_div) if (se and use_se) else 0
@@ -121,7 +121,10 @@ def v1_spec(width_mult=1.0, depth_mult=1.0, use_se=True, se_ratio=12, input_ch=1
         prev = out
     # Official head width truncates; timm's rounds. Equal for every released width.
     pen = int(1280 * width_mult) if ch_div == 1 else make_divisible(1280 * width_mult, ch_div)
-    name = ('rexnet_' if ch_div == 1 else 'rexnetr_') + width_tag(width_mult)
+    # The name carries every non-default option, so spec_from_name(spec.name) rebuilds this spec.
+    name = ('rexnet_' if ch_div == 1 else 'rexnetr_') + width_tag(width_mult) + \
+        ('_d%g' % depth_mult if depth_mult != 1 else '') + ('' if use_se else '_nose') + \
+        ('_se%g' % se_ratio if use_se and se_ratio != 12 else '')
     return ReXNetSpec(stem, tuple(blocks), pen, 'swish', None, name)
 
 
@@ -152,4 +155,7 @@ def lite_spec(multiplier=1.0, fix_head_stem=False, divisible_value=8, input_ch=1
         blocks.append(BlockSpec(prev, dw, out, strides[i], kernels[i], expands[i], 0))
         prev = out
     pen = int(1280 * multiplier) if multiplier > 1 and not fix_head_stem else 1280
-    return ReXNetSpec(stem, tuple(blocks), pen, 'relu6', 1024, 'rexnet_lite_' + width_tag(multiplier))
+    name = 'rexnet_lite_' + width_tag(multiplier) + ('_fhs' if fix_head_stem else '') + \
+        ('_k' + kernel_conf if kernel_conf != '333333' else '') + \
+        ('_div%d' % divisible_value if divisible_value != 8 else '')
+    return ReXNetSpec(stem, tuple(blocks), pen, 'relu6', 1024, name)

@@ -9,7 +9,6 @@ import hashlib
 import logging
 import os
 import re
-import tempfile
 from dataclasses import dataclass, field
 from typing import Callable, List, Optional, Tuple
 
@@ -173,15 +172,12 @@ def pretrained_file(name, root=os.path.join('~', '.mxnet', 'models'), tag=None, 
                 '  python convert/pt2mx.py --checkpoint FILE --output %s/%s.params --model %s'
                 % (info.name, err, folder, info.name, info.name)) from None
         arrays = convert_checkpoint(source, model=info.name)[0]   # checks the architecture and finiteness
-        fd, tmp = tempfile.mkstemp(prefix='.' + info.name, suffix='.params', dir=folder)
-        os.close(fd)
-        try:
-            save_params(arrays, tmp)
-            final = os.path.join(folder, '%s-%s.params' % (info.name, _sha1(tmp)[:8]))
-            os.replace(tmp, final)
-        finally:
-            if os.path.exists(tmp):
-                os.remove(tmp)
+        # The file name holds the content's hash, known only once written: save (atomically) under a
+        # staging name, then rename. A leftover staging file is never read and is overwritten next time.
+        staging = os.path.join(folder, '.%s.staging.params' % info.name)
+        save_params(arrays, staging)
+        final = os.path.join(folder, '%s-%s.params' % (info.name, _sha1(staging)[:8]))
+        os.replace(staging, final)
         os.remove(source)   # the converted file is what we keep
         return final
 
