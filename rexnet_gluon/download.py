@@ -114,6 +114,15 @@ def _read_page(response, first=b''):
     return body.decode(response.encoding or 'utf-8', 'replace')
 
 
+_DNS_FAILURES = ('NameResolutionError', 'Name or service not known', 'Temporary failure in name resolution',
+                 'nodename nor servname', 'getaddrinfo failed', 'No address associated with hostname')
+
+
+def _short(error, limit=300):
+    text = ' '.join(str(error).split())
+    return text if len(text) <= limit else text[:limit] + '...'
+
+
 def _get_once(session, url, fh, digest, timeout, progress, desc):
     """One GET of `url` into `fh`; raises _Retry, _HtmlPage or DownloadError on failure."""
     try:
@@ -122,7 +131,9 @@ def _get_once(session, url, fh, digest, timeout, progress, desc):
     except requests.exceptions.SSLError as e:           # certificates do not fix themselves
         raise DownloadError('TLS error for %s: %s' % (url, e)) from e
     except (requests.ConnectionError, requests.Timeout) as e:
-        raise _Retry('%s: %s' % (type(e).__name__, e)) from e
+        if any(t in str(e) for t in _DNS_FAILURES):   # offline: retrying only makes the user wait
+            raise DownloadError('cannot resolve the host of %s (offline, or no DNS)' % url) from None
+        raise _Retry('%s: %s' % (type(e).__name__, _short(e))) from e
     with r:
         if r.status_code >= 500 or r.status_code == 429:
             raise _Retry('HTTP %d %s' % (r.status_code, r.reason))
@@ -196,8 +207,9 @@ def download(url, path, sha256=None, retries=5, timeout=30, progress=True, backo
                 except _Retry as e:
                     errors.append('attempt %d: %s' % (attempt + 1, e))
             else:
-                raise DownloadError('giving up on %s after %d attempts:\n  %s'
-                                    % (url, len(errors), '\n  '.join(errors)))
+                reasons = sorted(set(e.split(': ', 1)[1] for e in errors))
+                raise DownloadError('giving up on %s after %d attempts: %s'
+                                    % (url, len(errors), '; '.join(reasons)))
             fh.flush()
             os.fsync(fh.fileno())
         actual = digest.hexdigest()
