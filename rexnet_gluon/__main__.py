@@ -14,6 +14,7 @@ import sys
 # (name, module, one-line help)
 COMMANDS = [
     ('predict', 'rexnet_gluon.predict', 'classify image files, print the top-k classes per image'),
+    ('models', 'rexnet_gluon.zoo', 'list the model zoo: parameters, MACs, reported accuracy, weight source'),
     ('export', 'rexnet_gluon.export', 'export for deployment (MXNet symbol, ONNX, INT8, bfloat16) and verify it'),
 ]
 

@@ -50,6 +50,24 @@ class ReXNetSpec:
     def channel_list(self):
         return [self.stem] + [b.out_channels for b in self.blocks] + [self.pen]
 
+    def macs(self, size=224, classes=1000):
+        """Multiply-adds of convolutions and classifier at ``size`` x ``size`` (what papers call FLOPs)."""
+        hw = -(-size // 2)
+        total = 3 * 9 * self.stem * hw * hw
+        for b in self.blocks:
+            out_hw = -(-hw // b.stride)
+            total += b.in_channels * b.dw_channels * hw * hw if b.expand else 0
+            total += b.dw_channels * b.kernel * b.kernel * out_hw * out_hw
+            total += 2 * b.dw_channels * b.se_channels
+            total += b.dw_channels * b.out_channels * out_hw * out_hw
+            hw = out_hw
+        total += self.blocks[-1].out_channels * self.pen * hw * hw
+        head_in = self.pen
+        if self.lite:
+            total += self.pen * self.head_hidden
+            head_in = self.head_hidden
+        return total + head_in * classes
+
     def stage_ends(self):
         """(index of the last block at each stride, stride, channels): where detection features come from."""
         ends, stride = [], 2

@@ -5,6 +5,7 @@ Pretrained weights are the published PyTorch checkpoints, fetched from their sou
 (else ``root``), like GluonCV. A cached file is trusted only if its content still has its name's hash.
 """
 import glob
+import numpy as np
 import hashlib
 import logging
 import os
@@ -262,3 +263,32 @@ def _zoo_function(model_name):
 for _name in MODELS:
     globals()[_name.replace('.', '_')] = _zoo_function(_name)
     __all__.append(_name.replace('.', '_'))
+
+
+def model_table_markdown():
+    """The zoo as a Markdown table: parameters and MACs computed from the specs, accuracies as published."""
+    from .convert import param_table, spec_from_name
+    rows = ['| model | params | MACs (eval size) | eval size | top-1 / top-5 (reported) | weights |',
+            '|---|---|---|---|---|---|']
+    for info in MODELS.values():
+        spec = spec_from_name(info.name)
+        params = sum(int(np.prod(p.shape)) for p in param_table(spec)
+                     if not p.gluon.endswith(('running_mean', 'running_var')))
+        rows.append('| %s | %s | %.3f G | %d (crop %.3g) | %.1f / %.1f | %s |' % (
+            info.name, format(params, ','), spec.macs(info.input_size) / 1e9, info.input_size, info.crop_pct,
+            info.top1, info.top5, info.weights))
+    return '\n'.join(rows)
+
+
+# `python -m rexnet_gluon models`: the command protocol of rexnet_gluon/__main__.py.
+UsageError = ValueError
+HANDLED_ERRORS = (ValueError,)
+
+
+def add_arguments(parser):
+    parser.add_argument('--markdown', action='store_true', help='print the Markdown table (default: the same)')
+
+
+def run(args):
+    print(model_table_markdown())
+    return 0

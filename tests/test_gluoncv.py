@@ -111,3 +111,11 @@ def test_wrapper_runs_unmodified_gluoncv_style_script(tmp_path):
     assert 'STANDIN rexnet_lite_1.0x ReXNetV1Lite (2, 1000)' in res.stdout
     bad = run_py(None, '-m', 'rexnet_gluon.gluoncv', str(tmp_path / 'missing.py'))
     assert bad.returncode == 2 and 'is not a file' in bad.stderr
+
+
+def test_model_table_command():
+    res = run_py(None, '-m', 'rexnet_gluon', 'models')
+    assert res.returncode == 0, res.stderr[-1000:]
+    rows = [l for l in res.stdout.splitlines() if l.startswith('| rexnet')]
+    assert len(rows) == 11
+    assert '| rexnet_1.0x | 4,796,873 | 0.398 G |' in res.stdout and '| rexnetr_3.0x | 34,810,008 |' in res.stdout

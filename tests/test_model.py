@@ -236,3 +236,10 @@ def test_norm_layer_and_last_gamma():
     sync = ReXNetV1(1.0, classes=4, norm_layer=gluon.contrib.nn.SyncBatchNorm, norm_kwargs={'num_devices': 1})
     sync.initialize()
     assert sync(mx.nd.ones((1, 3, 32, 32))).shape == (1, 4)
+
+
+def test_macs_match_published_figures():
+    # rexnet-spec 1.7 (computed with hooks on timm): 0.398 / 0.662 / 0.876 / 1.529 / 3.396 G at 224.
+    got = [round(v1_spec(w).macs() / 1e9, 3) for w in (1.0, 1.3, 1.5, 2.0, 3.0)]
+    assert got == [0.398, 0.662, 0.876, 1.529, 3.396]
+    assert v1_spec(1.0).macs(112) < v1_spec(1.0).macs(224) / 3.5
