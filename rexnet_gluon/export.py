@@ -31,15 +31,15 @@ import time
 import warnings
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import List, Optional
+from typing import List
 
 import numpy as np
 
-from .predict import ImageLoadError, UsageError, load_image, quiet_warnings
+from .predict import ImageLoadError, UsageError, load_image
 
 __all__ = ['FORMATS', 'ExportReport', 'ExportError', 'generated_images', 'calibration_images', 'export_symbol',
            'export_onnx', 'export_int8', 'export_bf16', 'export_model', 'pinned_onnx_opset', 'output_files',
-           'add_arguments', 'run', 'main']
+           'add_arguments', 'run', ]
 
 FORMATS = ('symbol', 'onnx', 'int8', 'bf16')
 CALIB_SEED = 0        # generated calibration images
@@ -678,15 +678,3 @@ def run(args):
     return status
 
 
-def main(argv=None):
-    """``scripts/export.py`` entry point."""
-    quiet_warnings()
-    p = add_arguments(argparse.ArgumentParser(
-        prog='export.py', description='Export a ReXNet for deployment (MXNet symbol, ONNX, INT8, bfloat16) and '
-                                      'verify each export against the fp32 Gluon network.'))
-    args = p.parse_args(argv)
-    try:
-        return run(args)
-    except (UsageError,) + HANDLED_ERRORS as err:
-        print('error: %s' % err, file=sys.stderr)
-        return 2

@@ -36,26 +36,17 @@ def import_gluoncv():
     return gcv
 
 
-def _factory(name):
-    def make(**kwargs):
-        from .zoo import get_model
-        return get_model(name, **kwargs)
-    make.__name__ = name.replace('.', '_')
-    make.__doc__ = 'ReXNet %s from rexnet_gluon (registered into GluonCV).' % name
-    return make
-
-
 def register_gluoncv():
     """Add every rexnet_gluon zoo name to GluonCV's model zoo (idempotent). Returns the names added."""
     mz = sys.modules.get('gluoncv.model_zoo.model_zoo')
     if mz is None:
         import_gluoncv()   # registers on the way
         return []
-    from .zoo import get_model_list
+    from . import zoo
     added = []
-    for name in get_model_list():
+    for name in zoo.get_model_list():
         if name not in mz._models:
-            mz._models[name] = _factory(name)
+            mz._models[name] = getattr(zoo, name.replace('.', '_'))   # the zoo's own per-name function
             added.append(name)
     return added
 

@@ -5,14 +5,12 @@ the shorter side to ``preprocess['resize']`` with the model's interpolation, cen
 ``preprocess['crop']``, scale to [0, 1], normalise with the ImageNet mean/std. Pillow does the resizing,
 as in those pipelines.
 """
-import argparse
 import os
-import sys
 
 import numpy as np
 
 __all__ = ['ImageLoadError', 'load_image', 'load_images', 'predict', 'class_names', 'format_predictions',
-           'add_arguments', 'run', 'main']
+           'add_arguments', 'run', ]
 
 _INTERPOLATION = {'bicubic': 'BICUBIC', 'bilinear': 'BILINEAR', 'nearest': 'NEAREST', 'lanczos': 'LANCZOS',
                   'box': 'BOX', 'hamming': 'HAMMING'}
@@ -262,13 +260,3 @@ def quiet_warnings():
     warnings.filterwarnings('ignore', message='WARNING: This will be deprecated after MXNet 2.0')
 
 
-def main(argv=None):
-    quiet_warnings()
-    p = add_arguments(argparse.ArgumentParser(prog='python -m rexnet_gluon predict',
-                                              description='Classify images with a ReXNet.'))
-    args = p.parse_args(argv)
-    try:
-        return run(args)
-    except (UsageError,) + HANDLED_ERRORS as err:
-        print('error: %s' % err, file=sys.stderr)
-        return 2

@@ -11,9 +11,8 @@ import logging
 import os
 import re
 from dataclasses import dataclass, field
-from typing import Callable, List, Optional, Tuple
+from typing import Callable, List, Optional
 
-from .spec import lite_spec, v1_spec
 
 __all__ = ['get_model', 'get_model_list', 'get_model_info', 'get_rexnet', 'pretrained_file', 'ModelInfo',
            'IMAGENET_MEAN', 'IMAGENET_STD']

@@ -9,7 +9,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # run from a checkout too
 
-from rexnet_gluon.export import main  # noqa: E402
+from rexnet_gluon.__main__ import main  # noqa: E402
 
 if __name__ == '__main__':
-    sys.exit(main())
+    sys.exit(main(["export"] + sys.argv[1:]))
