@@ -30,11 +30,14 @@ def _resample(name):
 
 
 def _open_rgb(path):
-    from PIL import Image, UnidentifiedImageError
+    from PIL import Image, ImageFile, UnidentifiedImageError
     if not os.path.exists(path):
         raise ImageLoadError('%s: no such file' % path)
     if os.path.isdir(path):
         raise ImageLoadError('%s: is a directory, not an image file' % path)
+    # GluonCV's import sets ImageFile.LOAD_TRUNCATED_IMAGES = True process-wide, which would silently
+    # pad a truncated file with grey; we want the error.
+    lenient, ImageFile.LOAD_TRUNCATED_IMAGES = ImageFile.LOAD_TRUNCATED_IMAGES, False
     try:
         with Image.open(path) as img:
             img.load()   # decode now, so truncated files fail here and not later
@@ -43,6 +46,8 @@ def _open_rgb(path):
         raise ImageLoadError('%s: not an image file Pillow can read (JPEG, PNG, BMP, WebP, ...)' % path) from None
     except (OSError, SyntaxError, ValueError) as err:
         raise ImageLoadError('%s: cannot decode the image (%s)' % (path, err)) from None
+    finally:
+        ImageFile.LOAD_TRUNCATED_IMAGES = lenient
 
 
 def _resize_and_crop(img, preprocess):
