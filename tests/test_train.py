@@ -11,7 +11,7 @@ import json
 import math
 import os
 import re
-import socket
+
 import subprocess
 import sys
 import time
@@ -477,12 +477,6 @@ def test_augmentation_independent_of_worker_count(shapes):
         np.testing.assert_array_equal(x, y)
 
 
-def _free_port():
-    with socket.socket() as s:
-        s.bind(('127.0.0.1', 0))
-        return s.getsockname()[1]
-
-
 def test_dist_sync_two_workers_equal_two_devices(shapes, tmp_path):
     """A real localhost ps-lite run: scheduler, server, 2 workers. The workers read disjoint shards, the LR schedule
     counts iterations per worker, and the gradient is the global-batch mean: with GroupNorm and no dropout the
@@ -490,29 +484,16 @@ def test_dist_sync_two_workers_equal_two_devices(shapes, tmp_path):
     args = BASE + ['--data-dir', shapes['root'], '--use-gn', '--dropout', '0', '--num-epochs', '2',
                    '--max-batches-per-epoch', '3', '--lr-mode', 'cosine', '--warmup-epochs', '1', '--warmup-lr',
                    '0.02', '--save-frequency', '1', '--val-interval', '0', '--batch-size', '8', '--log-interval', '1']
-    env = dict(os.environ, DMLC_PS_ROOT_URI='127.0.0.1', DMLC_PS_ROOT_PORT=str(_free_port()), DMLC_NUM_SERVER='1',
-               DMLC_NUM_WORKER='2', DMLC_NODE_HOST='127.0.0.1', PYTHONWARNINGS='ignore')
-    dist = str(tmp_path / 'dist')
-    procs = [subprocess.Popen([sys.executable, '-c', 'import mxnet'], env=dict(env, DMLC_ROLE=role),
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for role in ('scheduler', 'server')]
-    logs = [open(tmp_path / ('worker%d.err' % i), 'w+') for i in range(2)]   # files, not pipes: no deadlock
-    workers = [subprocess.Popen([sys.executable, os.path.join(SCRIPTS, 'train_imagenet.py')] + args +
-                                ['--kvstore', 'dist_sync', '--save-dir', dist, '--logging-file', dist + '/log'],
-                                env=dict(env, DMLC_ROLE='worker'), stdout=subprocess.DEVNULL, stderr=log, cwd=ROOT)
-               for log in logs]
-    try:
-        for p in workers + procs:
-            p.wait(timeout=240)
-    finally:
-        for p in procs + workers:
-            if p.poll() is None:
-                p.kill()
-    outs = []
-    for log in logs:
-        log.seek(0)
-        outs.append(log.read())
-        log.close()
-    assert [w.returncode for w in workers] == [0, 0], outs[0][-2000:] + outs[1][-2000:]
+    dist, logdir = str(tmp_path / 'dist'), str(tmp_path / 'logs')
+    env = dict(os.environ, PYTHONWARNINGS='ignore')
+    env.pop('DMLC_ROLE', None)
+    launch = subprocess.run([sys.executable, os.path.join(SCRIPTS, 'launch_dist.py'), '-n', '2', '-s', '1',
+                             '--log-dir', logdir, '--timeout', '240', '--',
+                             sys.executable, os.path.join(SCRIPTS, 'train_imagenet.py')] + args +
+                            ['--kvstore', 'dist_sync', '--save-dir', dist, '--logging-file', dist + '/log'],
+                            env=env, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    outs = [open(os.path.join(logdir, 'worker%d.log' % i)).read() for i in range(2)]
+    assert launch.returncode == 0, launch.stderr[-1000:] + outs[0][-2000:] + outs[1][-2000:]
     prints = [re.search(r'Parameter fingerprint: (\w+)', o).group(1) for o in outs]
     assert prints[0] == prints[1]                                               # workers in sync
     rank0 = [o for o in outs if '[rank 1]' not in o][0]
