@@ -1,0 +1,562 @@
+#!/usr/bin/env python
+"""CPU speed of rexnet_gluon (MXNet) against timm's rexnet (PyTorch): inference img/s and peak memory.
+
+    python scripts/benchmark.py                                   # 1.0x, batch 1 and 32, every configuration
+    python scripts/benchmark.py --widths 1.0,1.5,lite1.0 --batches 1,8,32 --torch-compile
+    python scripts/benchmark.py --configs mx_fast,timm_cl --batches 1 --repeats 3 --output-dir /tmp/bench
+
+Every (configuration, width, batch) runs in a fresh subprocess (so its peak RSS, the child's ru_maxrss, is its
+own); the parent only aggregates. A child waits for the machine to be quiet, warms up, then times ``--repeats``
+runs of ``--iters`` forward passes (MXNet: until ``wait_to_read``; PyTorch: ``torch.no_grad`` + eval) and
+reports median / min / max img/s. Repeats during which other processes used more than ``--max-foreign`` of the
+CPUs are discarded and re-run (bounded), and the worst foreign load of the kept repeats is reported.
+
+Configurations (``--configs``, default: all but timm_compile, which ``--torch-compile`` adds):
+
+==================  ====================================================================================
+mx_imperative       ReXNet, no hybridize
+mx_hybrid           hybridize(static_alloc=True, static_shape=True)
+mx_fused            + net.optimize_for(x, backend='MKLDNN') (oneDNN subgraph fusion)
+mx_fast             rexnet_gluon.fast.prepare(net) with fast.RECOMMENDED_ENV (NaiveEngine, no op tuning)
+mx_fast_threaded    the same graph with MXNet's default engine and environment
+mx_bf16             mx.contrib.amp.convert_hybrid_block(net, 'bfloat16'), hybridized
+mx_int8             mx.contrib.quantization.quantize_net(net, quantized_dtype='int8', calib_mode='naive')
+mx_fast_int8        rexnet_gluon.fast.quantize(fast graph), int8, naive calibration
+timm_eager          timm rexnet_100-style model (same width), eval, NCHW
+timm_cl             the same, channels_last
+timm_compile        torch.compile (inductor) of the NCHW model
+mx_train            one training step: forward + softmax CE + backward + SGD (momentum 0.9), BN in train mode
+timm_train          the same in PyTorch
+==================  ====================================================================================
+
+Weights are random (seeded) with random BatchNorm statistics; calibration and agreement images are generated
+(smooth random patterns). The MXNet rows also report max |logit diff| to the plain hybridized network and,
+for the reduced-precision rows, the top-1 agreement with it on 32 held-out generated images.
+Outputs: Markdown + JSON + PNG in ``--output-dir``; the table is printed with the machine and the command line.
+"""
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, REPO)
+
+ALL_CONFIGS = ['mx_imperative', 'mx_hybrid', 'mx_fused', 'mx_fast', 'mx_fast_threaded', 'mx_bf16', 'mx_int8',
+               'mx_fast_int8', 'timm_eager', 'timm_cl', 'timm_compile', 'mx_train', 'timm_train']
+TRAIN_CONFIGS = ('mx_train', 'timm_train')
+FAST_ENV = {'MXNET_ENGINE_TYPE': 'NaiveEngine', 'MXNET_USE_OPERATOR_TUNING': '0'}   # = fast.RECOMMENDED_ENV
+LABELS = {'mx_imperative': 'MXNet imperative', 'mx_hybrid': 'MXNet hybridized', 'mx_fused': 'MXNet hybrid + oneDNN fusion',
+          'mx_fast': 'MXNet fast path (fast.py)', 'mx_fast_threaded': 'fast path, default engine',
+          'mx_bf16': 'MXNet bfloat16 (amp)', 'mx_int8': 'MXNet INT8 (quantize_net)',
+          'mx_fast_int8': 'fast path INT8', 'timm_eager': 'timm eager NCHW', 'timm_cl': 'timm channels_last',
+          'timm_compile': 'timm torch.compile', 'mx_train': 'MXNet train step', 'timm_train': 'timm train step'}
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# child side
+# ----------------------------------------------------------------------------------------------------------------
+
+def _cpu_sample():
+    with open('/proc/stat') as f:
+        a = [int(v) for v in f.readline().split()[1:]]
+    t = os.times()
+    return sum(a[:8]), a[3] + a[4], (t.user + t.system) * os.sysconf('SC_CLK_TCK')
+
+
+def _foreign(s0, s1):
+    """Fraction of all CPUs used by other processes between two samples."""
+    total = s1[0] - s0[0]
+    busy = total - (s1[1] - s0[1]) - (s1[2] - s0[2])
+    return max(0.0, busy / total) if total > 0 else 0.0
+
+
+def _wait_quiet(limit, timeout):
+    start = time.time()
+    while True:
+        s0 = _cpu_sample()
+        time.sleep(0.5)
+        f = _foreign(s0, _cpu_sample())
+        if f < limit or time.time() - start > timeout:
+            return f
+
+
+def _time_it(step, n_images, repeats, iters, warmup, limit, max_retries):
+    for _ in range(warmup):
+        step()
+    rates, foreign, retries = [], [], 0
+    while len(rates) < repeats:
+        s0 = _cpu_sample()
+        t = time.perf_counter()
+        for _ in range(iters):
+            step()
+        dt = time.perf_counter() - t
+        f = _foreign(s0, _cpu_sample())
+        if f > limit and retries < max_retries:
+            retries += 1
+            _wait_quiet(limit, 30)
+            continue
+        rates.append(n_images * iters / dt)
+        foreign.append(f)
+    rates.sort()
+    return dict(median=rates[len(rates) // 2], min=rates[0], max=rates[-1], repeats=len(rates), retries=retries,
+                foreign_max=max(foreign), rates=rates)
+
+
+def _parse_width(w):
+    w = str(w)
+    return (True, float(w[4:])) if w.startswith('lite') else (False, float(w))
+
+
+def _generated_images(n, size, seed):
+    """Smooth random patterns (low-resolution noise, bilinearly upsampled) plus pixel noise, ImageNet-normalised."""
+    import numpy as np
+    rs = np.random.RandomState(seed)
+    lo = rs.rand(n, 3, 7, 7)
+    idx = np.linspace(0, 6, size)
+    i0 = np.floor(idx).astype(int).clip(0, 5)
+    fr = idx - i0
+    a = lo[:, :, i0] * (1 - fr)[None, None, :, None] + lo[:, :, i0 + 1] * fr[None, None, :, None]
+    img = a[:, :, :, i0] * (1 - fr) + a[:, :, :, i0 + 1] * fr
+    img = img + 0.1 * rs.randn(*img.shape)
+    mean = np.array([0.485, 0.456, 0.406]).reshape(1, 3, 1, 1)
+    std = np.array([0.229, 0.224, 0.225]).reshape(1, 3, 1, 1)
+    return ((img - mean) / std).astype('float32')
+
+
+def _mx_net(width, seed=0):
+    import numpy as np
+    import mxnet as mx
+    from rexnet_gluon.model import ReXNetV1, ReXNetV1Lite
+    lite, w = _parse_width(width)
+    net = ReXNetV1Lite(w) if lite else ReXNetV1(w)
+    net.initialize(ctx=mx.cpu())
+    rs = np.random.RandomState(seed)
+    for name, p in sorted(net.collect_params().items()):
+        shape = p.shape
+        if name.endswith('weight'):
+            v = rs.randn(*shape) * (2.0 / max(1, int(np.prod(shape[1:])))) ** 0.5
+        elif name.endswith(('bias', 'beta', 'running_mean')):
+            v = rs.randn(*shape) * 0.1
+        elif name.endswith(('gamma', 'running_var')):
+            v = rs.rand(*shape) + 0.5
+        else:
+            continue
+        p.set_data(mx.nd.array(v.astype('float32')))
+    return net
+
+
+def _child_mx(cfg, a):
+    import numpy as np
+    import mxnet as mx
+    from rexnet_gluon import fast
+    bs, size = cfg['batch'], a['size']
+    net = _mx_net(cfg['width'])
+    x = mx.nd.array(np.random.RandomState(0).randn(bs, 3, size, size).astype('float32'))
+    out = {}
+    name = cfg['config']
+    if name == 'mx_train':
+        from mxnet import autograd, gluon
+        net.hybridize(static_alloc=True, static_shape=True)
+        trainer = gluon.Trainer(net.collect_params(), 'sgd', {'learning_rate': 0.01, 'momentum': 0.9, 'wd': 1e-5})
+        loss_fn = gluon.loss.SoftmaxCrossEntropyLoss()
+        y = mx.nd.array(np.random.RandomState(1).randint(0, 1000, size=bs))
+
+        def step():
+            with autograd.record():
+                loss = loss_fn(net(x), y)
+            loss.backward()
+            trainer.step(bs)
+            loss.wait_to_read()
+            mx.nd.waitall()
+        return step, out
+    if name == 'mx_imperative':
+        block = net
+    elif name == 'mx_hybrid':
+        block = net
+        block.hybridize(static_alloc=True, static_shape=True)
+    elif name == 'mx_fused':
+        block = net
+        block.hybridize(static_alloc=True, static_shape=True)
+        block(x)
+        block.optimize_for(x, backend='MKLDNN', static_alloc=True, static_shape=True)
+    elif name in ('mx_fast', 'mx_fast_threaded'):
+        block = fast.prepare(net, example=x)
+    elif name == 'mx_bf16':
+        from mxnet.contrib import amp
+        net.hybridize(static_alloc=True, static_shape=True)
+        net(x)
+        block = amp.convert_hybrid_block(net, target_dtype='bfloat16', ctx=mx.cpu())
+        block.hybridize(static_alloc=True, static_shape=True)
+    elif name == 'mx_int8':
+        from mxnet.contrib.quantization import quantize_net
+        calib = mx.nd.array(_generated_images(a['calib'], size, 1))
+        it = mx.io.NDArrayIter(calib, batch_size=min(8, a['calib']), data_name='data')
+        block = quantize_net(net, quantized_dtype='int8', calib_mode='naive', calib_data=it,
+                             num_calib_examples=a['calib'], ctx=mx.cpu())
+        block.hybridize(static_alloc=True, static_shape=True)
+    elif name == 'mx_fast_int8':
+        calib = mx.nd.array(_generated_images(a['calib'], size, 1))
+        block = fast.quantize(fast.prepare(net, example=x, fuse=False), calib)
+    else:
+        raise ValueError(name)
+
+    def check():
+        """After timing (so the RSS is the configuration's own): logits vs the plain hybridized network."""
+        ref_net = _mx_net(cfg['width'])
+        ref_net.hybridize(static_alloc=True, static_shape=True)
+        test = mx.nd.array(_generated_images(32, size, 2))
+        ref = mx.nd.concat(*[ref_net(test[i:i + 8]).copy() for i in range(0, 32, 8)], dim=0)
+        got = mx.nd.concat(*[block(test[i:i + 8]).copy() for i in range(0, 32, 8)], dim=0).astype('float32')
+        ref_x = ref_net(x)
+        return dict(top1_agreement=float((got.argmax(axis=1) == ref.argmax(axis=1)).mean().asscalar()),
+                    max_abs_diff=float((block(x).astype('float32') - ref_x).abs().max().asscalar()),
+                    logit_scale=float(ref_x.abs().max().asscalar()))
+    out['check'] = check
+
+    def step():
+        block(x).wait_to_read()
+    return step, out
+
+
+def _child_torch(cfg, a):
+    import torch
+    from timm.models.rexnet import RexNet
+    torch.set_num_threads(a['threads'])
+    lite, w = _parse_width(cfg['width'])
+    if lite:
+        raise ValueError('timm has no ReXNet-lite')
+    torch.manual_seed(0)
+    model = RexNet(width_mult=w)
+    g = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.running_mean.copy_(torch.randn(m.num_features, generator=g) * 0.1)
+                m.running_var.copy_(torch.rand(m.num_features, generator=g) + 0.5)
+    bs, size = cfg['batch'], a['size']
+    x = torch.randn(bs, 3, size, size, generator=g)
+    name = cfg['config']
+    if name == 'timm_train':
+        model.train()
+        opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=1e-5)
+        y = torch.randint(0, 1000, (bs,), generator=g)
+        loss_fn = torch.nn.CrossEntropyLoss()
+
+        def step():
+            opt.zero_grad(set_to_none=True)
+            loss = loss_fn(model(x), y)
+            loss.backward()
+            opt.step()
+        return step, {}
+    model.eval()
+    if name == 'timm_cl':
+        model = model.to(memory_format=torch.channels_last)
+        x = x.contiguous(memory_format=torch.channels_last)
+    elif name == 'timm_compile':
+        model = torch.compile(model)
+
+    def step():
+        with torch.no_grad():
+            model(x)
+    t = time.time()
+    step()
+    return step, {'first_call_s': time.time() - t}
+
+
+def child_main(spec):
+    import resource
+    cfg = json.loads(spec)
+    a = cfg['args']
+    t0 = time.time()
+    try:
+        if a['wait_quiet']:
+            _wait_quiet(a['max_foreign'], 120)
+        build = _child_torch if cfg['config'].startswith('timm') else _child_mx
+        step, extra = build(cfg, a)
+        train = cfg['config'] in TRAIN_CONFIGS
+        bs = cfg['batch']
+        iters = a['iters'] or (2 if train else (20 if bs == 1 else max(1, 64 // bs)))
+        warmup = a['warmup'] if a['warmup'] is not None else (2 if train else (10 if bs == 1 else 3))
+        if a['wait_quiet']:
+            _wait_quiet(a['max_foreign'], 60)
+        res = _time_it(step, bs, a['repeats'], iters, warmup, a['max_foreign'], 2 * a['repeats'])
+        res['rss_mib'] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+        check = extra.pop('check', None)
+        res.update(extra)
+        if check is not None:
+            res.update(check())
+        res['iters'] = iters
+        res['ok'] = True
+    except Exception as e:   # reported in the table, the run goes on
+        import traceback
+        res = dict(ok=False, error='%s: %s' % (type(e).__name__, str(e).strip().splitlines()[0][:300] if str(e) else ''),
+                   traceback=traceback.format_exc()[-2000:])
+    res.setdefault('rss_mib', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0)
+    res['seconds'] = time.time() - t0
+    print('RESULT ' + json.dumps(res), flush=True)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# parent side
+# ----------------------------------------------------------------------------------------------------------------
+
+def _machine(threads):
+    info = {'python': platform.python_version(), 'platform': platform.platform(), 'logical_cpus': os.cpu_count(),
+            'threads': threads}
+    try:
+        with open('/proc/cpuinfo') as f:
+            text = f.read()
+        for line in text.splitlines():
+            if line.startswith('model name'):
+                info['cpu'] = line.split(':', 1)[1].strip()
+                break
+        flags = next((line.split(':', 1)[1].split() for line in text.splitlines() if line.startswith('flags')), [])
+        info['isa'] = ' '.join(f for f in ('avx2', 'avx512f', 'avx512_vnni', 'avx512_bf16', 'amx_tile', 'amx_bf16')
+                               if f in flags)
+    except OSError:
+        pass
+    probe = ("import mxnet as mx, json; f = mx.runtime.Features(); "
+             "x = mx.nd.ones((1, 16, 4, 4)); mx.nd.Convolution(x, mx.nd.ones((16, 16, 1, 1)), kernel=(1, 1), "
+             "num_filter=16, no_bias=True).wait_to_read(); "
+             "print('MXINFO', json.dumps({'mxnet': mx.__version__, 'mkldnn': f.is_enabled('MKLDNN'), "
+             "'blas': [k for k in ('BLAS_OPEN', 'BLAS_MKL') if f.is_enabled(k)]}))")
+    try:
+        p = subprocess.run([sys.executable, '-c', probe], capture_output=True, text=True, timeout=120,
+                           env=dict(os.environ, DNNL_VERBOSE='1'))
+        for line in p.stdout.splitlines():
+            if line.startswith('MXINFO'):
+                info.update(json.loads(line[7:]))
+            elif line.startswith('dnnl_verbose,info,oneDNN'):
+                info['onednn'] = line.split(',')[2].split()[1]
+            elif line.startswith('dnnl_verbose,info,cpu,isa:'):
+                info['onednn_isa'] = line.split(':', 1)[1].strip()
+    except (OSError, subprocess.SubprocessError):
+        pass
+    try:
+        p = subprocess.run([sys.executable, '-c', 'import torch, timm; print(torch.__version__, timm.__version__)'],
+                           capture_output=True, text=True, timeout=120)
+        if p.returncode == 0:
+            info['torch'], info['timm'] = p.stdout.split()[-2:]
+    except (OSError, subprocess.SubprocessError):
+        pass
+    return info
+
+
+def _torch_available():
+    try:
+        p = subprocess.run([sys.executable, '-c', 'import torch, timm'], capture_output=True, timeout=120)
+        return p.returncode == 0
+    except (OSError, subprocess.SubprocessError):
+        return False
+
+
+def _run_child(cfg, threads, extra_env, timeout):
+    env = dict(os.environ)
+    for k in ('MXNET_ENGINE_TYPE', 'MXNET_USE_OPERATOR_TUNING', 'DNNL_VERBOSE', 'MKLDNN_VERBOSE'):
+        env.pop(k, None)
+    env.update({'OMP_NUM_THREADS': str(threads), 'MKL_NUM_THREADS': str(threads), 'PYTHONWARNINGS': 'ignore'})
+    env.update(extra_env)
+    cmd = [sys.executable, os.path.abspath(__file__), '--child', json.dumps(cfg)]
+    try:
+        p = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return dict(ok=False, error='timed out after %d s' % timeout)
+    for line in p.stdout.splitlines()[::-1]:
+        if line.startswith('RESULT '):
+            return json.loads(line[7:])
+    tail = (p.stderr or p.stdout).strip().splitlines()[-3:]
+    return dict(ok=False, error='child exited with %d: %s' % (p.returncode, ' | '.join(tail)[-400:]))
+
+
+def _fmt(v, nd=1):
+    return '-' if v is None else ('%.*f' % (nd, v))
+
+
+def make_table(results, batches):
+    """Markdown: one row per (width, config), img/s per batch with ratios to timm eager / channels_last."""
+    by = {(r['width'], r['config'], r['batch']): r for r in results}
+    widths = sorted({r['width'] for r in results}, key=lambda w: (str(w).startswith('lite'), str(w)))
+    lines = ['| width | configuration | ' + ' | '.join(
+        'bs%d img/s median [min-max] | bs%d x timm eager / x timm CL | bs%d RSS MiB' % (b, b, b) for b in batches) +
+        ' | max abs diff / top-1 agree | foreign CPU max |',
+        '|---|---|' + '---|---|---|' * len(batches) + '---|---|']
+    for w in widths:
+        for c in ALL_CONFIGS:
+            if c in TRAIN_CONFIGS:
+                continue
+            rows = [by.get((w, c, b)) for b in batches]
+            if not any(rows):
+                continue
+            cells, notes, foreign = [], '', []
+            for b, r in zip(batches, rows):
+                if r is None:
+                    cells += ['', '', '']
+                    continue
+                if not r.get('ok'):
+                    cells += ['error: %s' % r.get('error', '?')[:120].replace('|', '/'), '', _fmt(r.get('rss_mib'), 0)]
+                    continue
+                te, tc = by.get((w, 'timm_eager', b)), by.get((w, 'timm_cl', b))
+                ratio = ' / '.join(_fmt(r['median'] / t['median'], 2) if t and t.get('ok') else '-' for t in (te, tc))
+                cells += ['**%s** [%s-%s]' % (_fmt(r['median']), _fmt(r['min']), _fmt(r['max'])), ratio,
+                          _fmt(r['rss_mib'], 0)]
+                foreign.append(r.get('foreign_max', 0))
+                if 'max_abs_diff' in r and not notes:
+                    notes = '%.1e / %.0f %%' % (r['max_abs_diff'], 100 * r['top1_agreement'])
+            lines.append('| %s | %s | %s | %s | %s |' % (w, LABELS.get(c, c), ' | '.join(cells), notes or '-',
+                                                         ('%.0f %%' % (100 * max(foreign))) if foreign else '-'))
+    train = [r for r in results if r['config'] in TRAIN_CONFIGS]
+    if train:
+        lines += ['', '| width | training step (fwd + bwd + SGD, BN train mode) | batch | img/s median [min-max] | '
+                  'x timm train | RSS MiB |', '|---|---|---|---|---|---|']
+        for r in sorted(train, key=lambda r: (str(r['width']), r['config'])):
+            t = by.get((r['width'], 'timm_train', r['batch']))
+            if r.get('ok'):
+                ratio = _fmt(r['median'] / t['median'], 2) if t and t.get('ok') else '-'
+                lines.append('| %s | %s | %d | **%s** [%s-%s] | %s | %s |' % (
+                    r['width'], LABELS[r['config']], r['batch'], _fmt(r['median']), _fmt(r['min']), _fmt(r['max']),
+                    ratio, _fmt(r['rss_mib'], 0)))
+            else:
+                lines.append('| %s | %s | %d | error: %s | - | %s |' % (r['width'], LABELS[r['config']], r['batch'],
+                                                                     r.get('error', '?')[:150].replace('|', '/'),
+                                                                     _fmt(r.get('rss_mib'), 0)))
+    return '\n'.join(lines)
+
+
+def make_chart(results, batches, path):
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    widths = sorted({r['width'] for r in results}, key=str)
+    configs = [c for c in ALL_CONFIGS if c not in TRAIN_CONFIGS and any(r['config'] == c for r in results)]
+    panels = [(w, b) for w in widths for b in batches]
+    fig, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels), 0.45 * len(configs) + 1.8), squeeze=False)
+    for ax, (w, b) in zip(axes[0], panels):
+        vals, errs, labels, colors = [], [], [], []
+        for c in configs:
+            r = next((r for r in results if r['config'] == c and r['width'] == w and r['batch'] == b), None)
+            ok = bool(r and r.get('ok'))
+            vals.append(r['median'] if ok else 0)
+            errs.append([r['median'] - r['min'], r['max'] - r['median']] if ok else [0, 0])
+            labels.append(LABELS.get(c, c) + ('' if ok else ' (n/a)'))
+            colors.append('tab:orange' if c.startswith('timm') else ('tab:green' if 'fast' in c else 'tab:blue'))
+        y = range(len(configs))
+        ax.barh(y, vals, xerr=list(zip(*errs)), color=colors, capsize=2)
+        ax.set_yticks(list(y))
+        ax.set_yticklabels(labels, fontsize=8)
+        ax.invert_yaxis()
+        ax.set_xlabel('img/s (median, min-max)')
+        ax.set_title('width %s, batch %d' % (w, b), fontsize=10)
+        for yi, v in zip(y, vals):
+            if v:
+                ax.text(v, yi, ' %.1f' % v, va='center', fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split('\n')[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument('--widths', default='1.0', help="comma list: 1.0,1.5,lite1.0 (lite: MXNet rows only)")
+    p.add_argument('--batches', default='1,32', help='comma list of inference batch sizes')
+    p.add_argument('--threads', type=int, default=2, help='OMP / torch threads (default 2)')
+    p.add_argument('--repeats', type=int, default=7, help='timed repeats per configuration')
+    p.add_argument('--iters', type=int, default=0, help='iterations per repeat (default: 20 at bs1, 64/bs above)')
+    p.add_argument('--warmup', type=int, default=None, help='warm-up iterations (default 10 at bs1, 3 above)')
+    p.add_argument('--configs', default='', help='comma list (default: all but timm_compile); see the module doc')
+    p.add_argument('--torch-compile', action='store_true', help='add timm_compile (first call compiles: minutes)')
+    p.add_argument('--no-train', action='store_true', help='skip the training-step rows')
+    p.add_argument('--train-batch', type=int, default=32)
+    p.add_argument('--size', type=int, default=224, help='input resolution')
+    p.add_argument('--calib', type=int, default=32, help='generated calibration images for INT8')
+    p.add_argument('--max-foreign', type=float, default=0.10,
+                   help='wait for / re-run repeats when other processes use more than this share of the CPUs')
+    p.add_argument('--no-wait', action='store_true', help='do not wait for a quiet machine')
+    p.add_argument('--timeout', type=int, default=1800, help='seconds per configuration')
+    p.add_argument('--output-dir', default=os.path.join(REPO, 'results', 'benchmark'))
+    p.add_argument('--child', help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    if args.child:
+        return child_main(args.child)
+
+    from tqdm import tqdm
+    widths = [w.strip() for w in args.widths.split(',') if w.strip()]
+    batches = [int(b) for b in args.batches.split(',') if b.strip()]
+    configs = [c.strip() for c in args.configs.split(',') if c.strip()] or \
+        [c for c in ALL_CONFIGS if c != 'timm_compile']
+    if args.torch_compile and 'timm_compile' not in configs:
+        configs.append('timm_compile')
+    if args.no_train:
+        configs = [c for c in configs if c not in TRAIN_CONFIGS]
+    unknown = [c for c in configs if c not in ALL_CONFIGS]
+    if unknown:
+        p.error('unknown configurations %s; known: %s' % (unknown, ', '.join(ALL_CONFIGS)))
+    have_torch = _torch_available()
+    skipped = []
+    if not have_torch:
+        skipped = [c for c in configs if c.startswith('timm')]
+        configs = [c for c in configs if not c.startswith('timm')]
+    child_args = dict(repeats=args.repeats, iters=args.iters, warmup=args.warmup, size=args.size, calib=args.calib,
+                      threads=args.threads, max_foreign=args.max_foreign, wait_quiet=not args.no_wait)
+    jobs = []
+    for w in widths:
+        for c in configs:
+            if c.startswith('timm') and _parse_width(w)[0]:
+                continue
+            for b in ([args.train_batch] if c in TRAIN_CONFIGS else batches):
+                jobs.append(dict(config=c, width=w, batch=b, args=child_args))
+    command = ' '.join(['python', os.path.relpath(os.path.abspath(__file__), os.getcwd())] +
+                       list(sys.argv[1:] if argv is None else argv))
+    machine = _machine(args.threads)
+    print('machine: %s' % json.dumps(machine))
+    print('command: %s' % command)
+    if skipped:
+        print('torch/timm not importable: skipping %s' % ', '.join(skipped))
+    results = []
+    bar = tqdm(jobs, desc='benchmark', unit='config')
+    for job in bar:
+        bar.set_postfix_str('%s w%s bs%d' % (job['config'], job['width'], job['batch']))
+        env = dict(FAST_ENV) if job['config'] in ('mx_fast', 'mx_fast_int8') else {}
+        r = _run_child(job, args.threads, env, args.timeout)
+        r.update(config=job['config'], width=job['width'], batch=job['batch'], env=env)
+        r.pop('traceback', None) if r.get('ok') else None
+        results.append(r)
+    table = make_table(results, batches)
+    os.makedirs(args.output_dir, exist_ok=True)
+    stamp = time.strftime('%Y-%m-%d %H:%M')
+    head = ['# rexnet_gluon CPU benchmark (%s)' % stamp, '',
+            'Machine: %s; %s logical CPUs; ISA %s; MXNet %s (oneDNN %s, MKLDNN=%s); torch %s, timm %s; '
+            '%d threads (OMP_NUM_THREADS / torch.set_num_threads).' % (
+                machine.get('cpu', '?'), machine.get('logical_cpus'), machine.get('isa', '?'),
+                machine.get('mxnet', '?'), machine.get('onednn', '?'), machine.get('mkldnn', '?'),
+                machine.get('torch', '-'), machine.get('timm', '-'), args.threads), '',
+            'Command: `%s`' % command, '',
+            'img/s: median [min-max] over %d repeats after warm-up; every configuration in a fresh process (RSS = its '
+            'ru_maxrss). x timm = ratio of medians to timm eager NCHW / channels_last at the same width and batch. '
+            'Random weights and BN statistics; mx_fast and mx_fast_int8 run with %s. "foreign CPU": the most any '
+            'kept repeat saw other processes use.' % (args.repeats, ' '.join('%s=%s' % kv for kv in FAST_ENV.items())),
+            '']
+    md = '\n'.join(head) + table + '\n'
+    with open(os.path.join(args.output_dir, 'benchmark.md'), 'w') as f:
+        f.write(md)
+    with open(os.path.join(args.output_dir, 'benchmark.json'), 'w') as f:
+        json.dump(dict(machine=machine, command=command, date=stamp, args=vars(args), results=results), f, indent=1)
+    try:
+        make_chart(results, batches, os.path.join(args.output_dir, 'benchmark.png'))
+    except Exception as e:   # the numbers matter more than the picture
+        print('chart failed: %s' % e)
+    print()
+    print(table)
+    print()
+    print('machine: %s' % json.dumps(machine))
+    print('command: %s' % command)
+    print('written: %s/benchmark.{md,json,png}' % args.output_dir)
+    return 0 if all(r.get('ok') for r in results) else 1
+
+
+if __name__ == '__main__':
+    sys.exit(main())
