@@ -31,7 +31,7 @@ What it does, and why (each measured, see ``scripts/benchmark.py``):
   every BN is folded already, and the SE-gate BN must not be folded: its gamma changes with every input).
 
 Environment (must be set before ``import mxnet``; :data:`RECOMMENDED_ENV`): ``MXNET_ENGINE_TYPE=NaiveEngine``
-(the threaded engine's per-op hand-off costs ~40 % at batch 1: ~60 vs ~120 img/s) and
+(the threaded engine's per-op hand-off halves the speed: 63 vs 143 img/s at batch 1 in scripts/benchmark.py) and
 ``MXNET_USE_OPERATOR_TUNING=0`` (MXNet's auto-tuning runs the remaining elementwise ops on one thread).
 """
 import os
@@ -282,14 +282,10 @@ class FastReXNet(HybridBlock):
                 return _split_call(super(FastReXNet, self).forward, x, m)
             return super(FastReXNet, self).forward(x, *args)
 
-    _mx_sigmoid = False   # experiment: MXNet's own (scalar, slow) sigmoid instead of oneDNN's
-
-    def _sigmoid(self, F, y):
-        return F.sigmoid(y) if self._mx_sigmoid else F.Activation(y, act_type='sigmoid')
-
-    def _swish(self, F, y):
+    @staticmethod
+    def _swish(F, y):
         y = F.transpose(y, axes=(0, 1, 2, 3))   # one reorder to the plain layout, shared by both ops
-        return y * self._sigmoid(F, y)
+        return y * F.Activation(y, act_type='sigmoid')
 
     @staticmethod
     def _relu6(F, y):
@@ -306,7 +302,7 @@ class FastReXNet(HybridBlock):
                 if s['act'] == 'relu6':
                     y = F.clip(y, 0, 6)   # fused into the conv by oneDNN (bounded relu)
                 elif s['act'] == 'swish' and 'slice' in s:
-                    y = F.slice_axis(y * self._sigmoid(F, y), axis=1, begin=0, end=s['slice'])
+                    y = F.slice_axis(y * F.Activation(y, act_type='sigmoid'), axis=1, begin=0, end=s['slice'])
                 elif s['act'] == 'swish':
                     y = self._swish(F, y)
             elif kind == 'block_start':

@@ -49,7 +49,8 @@ ALL_CONFIGS = ['mx_imperative', 'mx_hybrid', 'mx_fused', 'mx_fast', 'mx_fast_thr
                'mx_fast_int8', 'timm_eager', 'timm_cl', 'timm_compile', 'mx_train', 'timm_train']
 TRAIN_CONFIGS = ('mx_train', 'timm_train')
 FAST_ENV = {'MXNET_ENGINE_TYPE': 'NaiveEngine', 'MXNET_USE_OPERATOR_TUNING': '0'}   # = fast.RECOMMENDED_ENV
-LABELS = {'mx_imperative': 'MXNet imperative', 'mx_hybrid': 'MXNet hybridized', 'mx_fused': 'MXNet hybrid + oneDNN fusion',
+LABELS = {'mx_imperative': 'MXNet imperative', 'mx_hybrid': 'MXNet hybridized',
+          'mx_fused': 'MXNet hybrid + oneDNN fusion',
           'mx_fast': 'MXNet fast path (fast.py)', 'mx_fast_threaded': 'fast path, default engine',
           'mx_bf16': 'MXNet bfloat16 (amp)', 'mx_int8': 'MXNet INT8 (quantize_net)',
           'mx_fast_int8': 'fast path INT8', 'timm_eager': 'timm eager NCHW', 'timm_cl': 'timm channels_last',
@@ -267,6 +268,41 @@ def _child_torch(cfg, a):
     return step, {'first_call_s': time.time() - t}
 
 
+def _profile_ops(step, iters):
+    """Per-operator wall time (mx.profiler aggregate, ms per iteration), largest first."""
+    import mxnet as mx
+    step()
+    mx.profiler.set_config(profile_all=True, aggregate_stats=True, filename=os.devnull)
+    mx.profiler.set_state('run')
+    t = time.perf_counter()
+    for _ in range(iters):
+        step()
+    wall = (time.perf_counter() - t) / iters
+    mx.profiler.set_state('stop')
+    text = mx.profiler.dumps(reset=True)
+    rows, section = [], None
+    for line in text.splitlines():
+        if line.strip() in ('operator', 'MXNET_C_API', 'Device Storage', 'memory'):
+            section = line.strip()
+            continue
+        parts = line.split()
+        if section != 'operator' or len(parts) < 6:
+            continue
+        try:
+            count, total = int(parts[-5]), float(parts[-4])
+        except ValueError:
+            continue
+        rows.append(dict(op=' '.join(parts[:-5]), calls=count / iters, ms=total / iters))
+    # the NaiveEngine records each operator twice (push and run): halve when the sum exceeds the wall time
+    total = sum(r['ms'] for r in rows)
+    if total > 1.5 * wall * 1e3:
+        for r in rows:
+            r['ms'] /= 2
+            r['calls'] /= 2
+    rows.sort(key=lambda r: -r['ms'])
+    return dict(wall_ms=wall * 1e3, ops=rows)
+
+
 def child_main(spec):
     import resource
     cfg = json.loads(spec)
@@ -283,6 +319,13 @@ def child_main(spec):
         warmup = a['warmup'] if a['warmup'] is not None else (2 if train else (10 if bs == 1 else 3))
         if a['wait_quiet']:
             _wait_quiet(a['max_foreign'], 60)
+        if cfg.get('profile'):
+            for _ in range(warmup):
+                step()
+            res = dict(profile=_profile_ops(step, iters), ok=True, iters=iters)
+            res['rss_mib'] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+            print('RESULT ' + json.dumps(res), flush=True)
+            return
         res = _time_it(step, bs, a['repeats'], iters, warmup, a['max_foreign'], 2 * a['repeats'])
         res['rss_mib'] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
         check = extra.pop('check', None)
@@ -293,7 +336,8 @@ def child_main(spec):
         res['ok'] = True
     except Exception as e:   # reported in the table, the run goes on
         import traceback
-        res = dict(ok=False, error='%s: %s' % (type(e).__name__, str(e).strip().splitlines()[0][:300] if str(e) else ''),
+        first = str(e).strip().splitlines()[0][:300] if str(e).strip() else ''
+        res = dict(ok=False, error='%s: %s' % (type(e).__name__, first),
                    traceback=traceback.format_exc()[-2000:])
     res.setdefault('rss_mib', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0)
     res['seconds'] = time.time() - t0
@@ -426,6 +470,25 @@ def make_table(results, batches):
     return '\n'.join(lines)
 
 
+def make_profile_table(profiles, top=14):
+    out = []
+    for r in profiles:
+        if not r.get('ok'):
+            out.append('### %s, width %s, batch %d: error %s\n' % (LABELS.get(r['config']), r['width'], r['batch'],
+                                                                  r.get('error')))
+            continue
+        pr = r['profile']
+        total = sum(o['ms'] for o in pr['ops']) or 1.0
+        out.append('### %s, width %s, batch %d: %.2f ms per forward (%.1f img/s while profiled)\n'
+                   % (LABELS.get(r['config'], r['config']), r['width'], r['batch'], pr['wall_ms'],
+                      1e3 * r['batch'] / pr['wall_ms']))
+        out.append('| operator | calls / forward | ms / forward | share |\n|---|---|---|---|')
+        for o in pr['ops'][:top]:
+            out.append('| %s | %.1f | %.2f | %.1f %% |' % (o['op'][:60], o['calls'], o['ms'], 100 * o['ms'] / total))
+        out.append('')
+    return '\n'.join(out)
+
+
 def make_chart(results, batches, path):
     import matplotlib
     matplotlib.use('Agg')
@@ -477,6 +540,9 @@ def main(argv=None):
                    help='wait for / re-run repeats when other processes use more than this share of the CPUs')
     p.add_argument('--no-wait', action='store_true', help='do not wait for a quiet machine')
     p.add_argument('--timeout', type=int, default=1800, help='seconds per configuration')
+    p.add_argument('--profile', default='', metavar='CONFIGS',
+                   help='also write a per-operator profile (mx.profiler, bulk execution off) of these MXNet '
+                        'configurations, e.g. mx_fused,mx_fast, to benchmark_profile.md / .json')
     p.add_argument('--output-dir', default=os.path.join(REPO, 'results', 'benchmark'))
     p.add_argument('--child', help=argparse.SUPPRESS)
     args = p.parse_args(argv)
@@ -509,6 +575,14 @@ def main(argv=None):
                 continue
             for b in ([args.train_batch] if c in TRAIN_CONFIGS else batches):
                 jobs.append(dict(config=c, width=w, batch=b, args=child_args))
+    profile_configs = [c.strip() for c in args.profile.split(',') if c.strip()]
+    bad = [c for c in profile_configs if not c.startswith('mx_') or c in TRAIN_CONFIGS]
+    if bad:
+        p.error('--profile takes MXNet inference configurations, not %s' % bad)
+    for w in widths:
+        for c in profile_configs:
+            for b in batches:
+                jobs.append(dict(config=c, width=w, batch=b, args=child_args, profile=True))
     command = ' '.join(['python', os.path.relpath(os.path.abspath(__file__), os.getcwd())] +
                        list(sys.argv[1:] if argv is None else argv))
     machine = _machine(args.threads)
@@ -516,15 +590,17 @@ def main(argv=None):
     print('command: %s' % command)
     if skipped:
         print('torch/timm not importable: skipping %s' % ', '.join(skipped))
-    results = []
+    results, profiles = [], []
     bar = tqdm(jobs, desc='benchmark', unit='config')
     for job in bar:
         bar.set_postfix_str('%s w%s bs%d' % (job['config'], job['width'], job['batch']))
         env = dict(FAST_ENV) if job['config'] in ('mx_fast', 'mx_fast_int8') else {}
+        if job.get('profile'):
+            env['MXNET_EXEC_BULK_EXEC_INFERENCE'] = '0'   # per-operator records instead of bulked segments
         r = _run_child(job, args.threads, env, args.timeout)
         r.update(config=job['config'], width=job['width'], batch=job['batch'], env=env)
         r.pop('traceback', None) if r.get('ok') else None
-        results.append(r)
+        (profiles if job.get('profile') else results).append(r)
     table = make_table(results, batches)
     os.makedirs(args.output_dir, exist_ok=True)
     stamp = time.strftime('%Y-%m-%d %H:%M')
@@ -545,6 +621,13 @@ def main(argv=None):
         f.write(md)
     with open(os.path.join(args.output_dir, 'benchmark.json'), 'w') as f:
         json.dump(dict(machine=machine, command=command, date=stamp, args=vars(args), results=results), f, indent=1)
+    if profiles:
+        text = make_profile_table(profiles)
+        with open(os.path.join(args.output_dir, 'benchmark_profile.md'), 'w') as f:
+            f.write('# Per-operator profile (mx.profiler, MXNET_EXEC_BULK_EXEC_INFERENCE=0)\n\n' + text + '\n')
+        with open(os.path.join(args.output_dir, 'benchmark_profile.json'), 'w') as f:
+            json.dump(profiles, f, indent=1)
+        print(text)
     try:
         make_chart(results, batches, os.path.join(args.output_dir, 'benchmark.png'))
     except Exception as e:   # the numbers matter more than the picture
