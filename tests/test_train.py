@@ -521,3 +521,21 @@ def test_incomplete_checkpoints_are_ignored(tmp_path, learned):
     os.remove(tmp_path / ('imagenet-%s-11.states' % MODEL))                    # a file of 11 missing
     assert T.find_latest_checkpoint(str(tmp_path), 'imagenet', MODEL)['epoch'] == 7
     assert T.find_latest_checkpoint(str(tmp_path), 'imagenet', 'rexnet_2.0x') is None
+
+
+def test_horovod_two_ranks(shapes, tmp_path):
+    """Runs only where Horovod (with MXNet and Gloo) is built; see the README for the build flags."""
+    pytest.importorskip('horovod.mxnet', reason='horovod is not installed: build it with HOROVOD_WITH_MXNET=1 '
+                        'HOROVOD_WITH_GLOO=1 pip install --no-build-isolation horovod==0.28.1 to run this test')
+    import shutil
+    runner = shutil.which('horovodrun')
+    if runner is None:
+        pytest.skip('horovodrun is not on PATH')
+    save = str(tmp_path / 'hvd')
+    res = subprocess.run([runner, '-np', '2', '-H', 'localhost:2', '--gloo', sys.executable,
+                          os.path.join(SCRIPTS, 'train_imagenet.py')] + BASE +
+                         ['--data-dir', shapes['root'], '--num-epochs', '1', '--max-batches-per-epoch', '2',
+                          '--batch-size', '8', '--kvstore', 'horovod', '--save-dir', save,
+                          '--logging-file', save + '/log'], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert os.path.exists(os.path.join(save, 'imagenet-%s-0.params' % MODEL))
