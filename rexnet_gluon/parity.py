@@ -8,7 +8,7 @@ from collections import namedtuple
 
 import numpy as np
 
-__all__ = ['ParityResult', 'TOLERANCE', 'gluon_net_from_arrays', 'check_parity']
+__all__ = ['ParityResult', 'TOLERANCE', 'gluon_net_from_arrays', 'check_parity', 'randomize_gluon_']
 
 ParityResult = namedtuple('ParityResult', 'dtype max_abs_diff logit_scale top1_agreement tolerance ok')
 
@@ -63,3 +63,22 @@ def check_parity(state_dict, layout, arrays, spec, classes, dtypes=('float32', '
         tol = TOLERANCE[dtype] * max(1.0, scale / 15.0)
         results.append(ParityResult(dtype, diff, scale, agree, tol, bool(diff <= tol and agree == 1.0)))
     return results
+
+
+def randomize_gluon_(net, seed=0):
+    """Seeded random weights WITH random BN statistics and affine parameters (as in a trained network),
+    set in place on an initialised Gluon ReXNet; the Gluon counterpart of torch_reference.randomize_."""
+    import mxnet as mx
+    rs = np.random.RandomState(seed)
+    for name, p in sorted(net.collect_params().items()):
+        shape = p.shape
+        if name.endswith('weight'):
+            v = rs.randn(*shape) * (2.0 / max(1, int(np.prod(shape[1:])))) ** 0.5
+        elif name.endswith(('bias', 'beta', 'running_mean')):
+            v = rs.randn(*shape) * 0.1
+        elif name.endswith(('gamma', 'running_var')):
+            v = rs.rand(*shape) + 0.5
+        else:
+            raise ValueError('randomize_gluon_: unexpected parameter %s' % name)
+        p.set_data(mx.nd.array(v.astype('float32')))
+    return net

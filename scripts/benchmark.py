@@ -129,25 +129,13 @@ def _generated_images(n, size, seed):
 
 
 def _mx_net(width, seed=0):
-    import numpy as np
     import mxnet as mx
     from rexnet_gluon.model import ReXNetV1, ReXNetV1Lite
+    from rexnet_gluon.parity import randomize_gluon_
     lite, w = _parse_width(width)
     net = ReXNetV1Lite(w) if lite else ReXNetV1(w)
     net.initialize(ctx=mx.cpu())
-    rs = np.random.RandomState(seed)
-    for name, p in sorted(net.collect_params().items()):
-        shape = p.shape
-        if name.endswith('weight'):
-            v = rs.randn(*shape) * (2.0 / max(1, int(np.prod(shape[1:])))) ** 0.5
-        elif name.endswith(('bias', 'beta', 'running_mean')):
-            v = rs.randn(*shape) * 0.1
-        elif name.endswith(('gamma', 'running_var')):
-            v = rs.rand(*shape) + 0.5
-        else:
-            continue
-        p.set_data(mx.nd.array(v.astype('float32')))
-    return net
+    return randomize_gluon_(net, seed)
 
 
 def _child_mx(cfg, a):

@@ -8,6 +8,8 @@ import subprocess
 import sys
 
 import numpy as np
+
+from rexnet_gluon.parity import randomize_gluon_
 import pytest
 
 import mxnet as mx
@@ -21,19 +23,7 @@ SIZE = 64
 
 def randomize(net, seed=0):
     """Random weights WITH random BN statistics and affine parameters (as in a trained network)."""
-    rs = np.random.RandomState(seed)
-    for name, p in sorted(net.collect_params().items()):
-        shape = p.shape
-        if name.endswith('weight'):
-            v = rs.randn(*shape) * (2.0 / max(1, int(np.prod(shape[1:])))) ** 0.5
-        elif name.endswith(('bias', 'beta', 'running_mean')):
-            v = rs.randn(*shape) * 0.1
-        elif name.endswith(('gamma', 'running_var')):
-            v = rs.rand(*shape) + 0.5
-        else:
-            raise AssertionError(name)
-        p.set_data(mx.nd.array(v.astype('float32')))
-    return net
+    return randomize_gluon_(net, seed)
 
 
 def build(kind, seed=0):
