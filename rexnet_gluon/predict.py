@@ -217,12 +217,14 @@ def _context(gpu):
 
 
 def load_model(name, params=None, ctx=None):
-    """The zoo net with published (``params=None``) or local weights; errors become UsageError."""
-    from .zoo import get_model
+    """The zoo net with published (``params=None``) or local weights (any class count: a fine-tuned head loads
+    as it is); errors become UsageError."""
+    from .zoo import checkpoint_classes, get_model
     if params is not None and not os.path.isfile(params):
         raise UsageError('--params %s: no such file' % params)
     try:
-        return get_model(name, pretrained=params if params is not None else True, ctx=ctx)
+        classes = checkpoint_classes(name, params) if params is not None else 1000
+        return get_model(name, pretrained=params if params is not None else True, ctx=ctx, classes=classes)
     except Exception as err:   # the zoo's errors are written for users: show them without a traceback
         msg = str(err) or type(err).__name__
         if isinstance(err, ImportError):

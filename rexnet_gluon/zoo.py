@@ -182,7 +182,7 @@ def pretrained_file(name, root=os.path.join('~', '.mxnet', 'models'), tag=None, 
         return final
 
 
-def _local_params(info, path, classes):
+def _local_params(info, path, classes=None):
     """A local checkpoint given as ``pretrained='file'``: Gluon .params load as they are, PyTorch files convert."""
     if not os.path.isfile(path):
         raise FileNotFoundError('pretrained=%r: no such file. Pass True for the published weights or the path of '
@@ -191,6 +191,19 @@ def _local_params(info, path, classes):
         return path, None
     from .convert import convert_checkpoint
     return None, convert_checkpoint(path, model=info.name)[0]
+
+
+def checkpoint_classes(name, path):
+    """The class count of the classifier in a local checkpoint (Gluon .params or PyTorch) for zoo model ``name``:
+    build with ``classes=checkpoint_classes(...)`` to load a fine-tuned or custom-trained head as it is."""
+    import mxnet as mx
+    params_file, arrays = _local_params(get_model_info(name), path)
+    shapes = {k: v.shape for k, v in (arrays or mx.nd.load(params_file)).items()}
+    heads = {int(m.group(1)): shape for k, shape in shapes.items()
+             for m in [re.match(r'output\.(\d+)\.weight$', k)] if m}
+    if not heads:
+        raise ValueError('%s holds no classifier weights (output.N.weight): it is not a ReXNet checkpoint' % path)
+    return int(heads[max(heads)][0])
 
 
 def get_rexnet(name, pretrained=False, ctx=None, root=os.path.join('~', '.mxnet', 'models'), classes=1000,

@@ -67,6 +67,20 @@ def test_fast_path_matches_plain_network(plain, batch):
         assert_close(f(x), net(x))
 
 
+def test_one_line_optimize_for_matches_plain_network(plain):
+    """The documented one-line speed-up of the plain network, ``net.optimize_for(x, backend='MKLDNN')``.
+
+    Swish is ``x * Activation(x, 'sigmoid')``: the conv output has two consumers, and MXNet 1.9.1's fusion pass
+    mishandles some such patterns (``y + relu(y)`` comes out wrong), so the fused graph is checked here.
+    """
+    kind, net = plain
+    fused = build(kind)   # same seed: the same weights as ``net``
+    fused.optimize_for(images(2, 0, 224), backend='MKLDNN', static_alloc=True, static_shape=True)
+    for seed in (3, 4):   # a second input: nothing input-dependent may be cached by the fused graph
+        x = images(2, seed, 224)
+        assert_close(fused(x), net(x))
+
+
 @pytest.mark.parametrize('micro_batch', [1, 0])
 def test_transformation_is_exact_in_float64(plain, micro_batch):
     """BN folding, zero padding, shortcut as a full add, SE gate as BatchNorm: exact up to rounding (fp64)."""
