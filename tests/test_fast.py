@@ -210,6 +210,28 @@ def test_int8_agreement(record_property):
     assert err < 0.8 and agree >= 0.2
 
 
+def test_int8_agreement_on_a_trained_network(trained_shapes):
+    """The fast INT8 graph on a trained 4-class ReXNet-1.0x (conftest.py): calibrated on 64 training images,
+    top-1 agreement with the fp32 network on 1000 held-out images. Measured 96.5 % on the net the fixture trains
+    (val error 0.15) and 99.0 % on another (val error 0.05);
+    asserted >= 95 % (see tests/test_export.py::test_int8_agreement_on_a_trained_network for why not 99 %)."""
+    from rexnet_gluon.export import calibration_images, preprocess_for_size
+    from rexnet_gluon.predict import load_model
+    from rexnet_gluon.zoo import get_model_info
+    t = trained_shapes
+    pp = preprocess_for_size(get_model_info('rexnet_1.0x').preprocess, t['size'])
+    calib = mx.nd.array(calibration_images(t['train'], pp, 64))
+    held = mx.nd.array(calibration_images(t['val'], pp, 1000))
+    net = load_model('rexnet_1.0x', t['params'])
+    net.hybridize(static_alloc=True, static_shape=True)
+    ref = mx.nd.concat(*[net(held[i:i + 100]).copy() for i in range(0, 1000, 100)], dim=0)
+    q = fast.quantize(fast.prepare(net, example=calib[:1], fuse=False), calib)
+    got = mx.nd.concat(*[q(held[i:i + 100]) for i in range(0, 1000, 100)], dim=0)
+    agree = float((got.argmax(axis=1) == ref.argmax(axis=1)).mean().asscalar())
+    print('fast INT8 on a trained net: top-1 agreement %.1f %% on 1000 held-out images' % (100 * agree))
+    assert agree >= 0.95
+
+
 def test_benchmark_smoke_run(tmp_path):
     out = tmp_path / 'bench'
     cmd = [sys.executable, os.path.join(REPO, 'scripts', 'benchmark.py'), '--widths', '1.0', '--batches', '1',
