@@ -20,13 +20,14 @@ import html.parser
 import os
 import re
 import sys
-import tempfile
 import time
 import urllib.parse
 
 import portalocker
 import requests
 from tqdm import tqdm
+
+from .fileio import atomic_path
 
 __all__ = ['DownloadError', 'download', 'drive_url', 'file_lock', 'fetch_first']
 
@@ -179,39 +180,36 @@ def download(url, path, sha256=None, retries=5, timeout=30, progress=True, backo
     want = sha256.lower() if sha256 else None
     drive = _is_drive(url) if drive is None else drive
     path = os.path.abspath(path)
-    folder, name = os.path.split(path)
-    os.makedirs(folder, exist_ok=True)
-    # Same folder as `path`: os.replace is atomic only within one file system.
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix='.' + name, suffix='.part')
+    name = os.path.basename(path)
     errors = []
-    try:
-        with os.fdopen(fd, 'wb') as fh, requests.Session() as session:
-            for attempt in range(max(1, retries)):
-                if attempt:
-                    time.sleep(backoff * 2 ** (attempt - 1))
-                digest = hashlib.sha256()
-                try:
-                    target = url
-                    for _hop in range(3):               # original URL, then at most two confirmations
-                        try:
-                            _get_once(session, target, fh, digest, timeout, progress, name)
-                            break
-                        except _HtmlPage as page:
-                            nxt = _drive_confirm_url(target, page.text, page.response) if drive else None
-                            if nxt is None or nxt == target:
-                                raise _html_error(url, drive) from None
-                            target = nxt
-                    else:
-                        raise _html_error(url, drive)
-                    break
-                except _Retry as e:
-                    errors.append('attempt %d: %s' % (attempt + 1, e))
-            else:
-                reasons = sorted(set(e.split(': ', 1)[1] for e in errors))
-                raise DownloadError('giving up on %s after %d attempts: %s'
-                                    % (url, len(errors), '; '.join(reasons)))
-            fh.flush()
-            os.fsync(fh.fileno())
+    # atomic_path: a temp file beside `path`, renamed only if this block finishes (hash checked), else removed.
+    with atomic_path(path, suffix='.part') as tmp, open(tmp, 'wb') as fh, requests.Session() as session:
+        for attempt in range(max(1, retries)):
+            if attempt:
+                time.sleep(backoff * 2 ** (attempt - 1))
+            digest = hashlib.sha256()
+            try:
+                target = url
+                for _hop in range(3):               # original URL, then at most two confirmations
+                    try:
+                        _get_once(session, target, fh, digest, timeout, progress, name)
+                        break
+                    except _HtmlPage as page:
+                        nxt = _drive_confirm_url(target, page.text, page.response) if drive else None
+                        if nxt is None or nxt == target:
+                            raise _html_error(url, drive) from None
+                        target = nxt
+                else:
+                    raise _html_error(url, drive)
+                break
+            except _Retry as e:
+                errors.append('attempt %d: %s' % (attempt + 1, e))
+        else:
+            reasons = sorted(set(e.split(': ', 1)[1] for e in errors))
+            raise DownloadError('giving up on %s after %d attempts: %s'
+                                % (url, len(errors), '; '.join(reasons)))
+        fh.flush()
+        os.fsync(fh.fileno())
         actual = digest.hexdigest()
         if want and not actual.startswith(want):
             # Not retried: the server answered fine, with a different file.
@@ -219,13 +217,7 @@ def download(url, path, sha256=None, retries=5, timeout=30, progress=True, backo
                 'SHA-256 mismatch for %s: expected %s..., got %s. The server sent a different file '
                 '(changed upstream, or an error page); nothing was saved. Check the URL and the '
                 'expected hash, or download the file by hand and place it at %s.' % (url, want, actual, path))
-        os.chmod(tmp, 0o666 & ~_umask())               # mkstemp makes 0600; give the usual mode
-        os.replace(tmp, path)
-        return path
-    finally:
-        # Reached on success (tmp already renamed), errors and KeyboardInterrupt alike.
-        with contextlib.suppress(FileNotFoundError):
-            os.remove(tmp)
+    return path
 
 
 def _html_error(url, drive):
@@ -236,12 +228,6 @@ def _html_error(url, drive):
             'by hand from %s in a browser; nothing was saved.' % (url, _drive_browser_url(url)))
     return DownloadError('%s answered with an HTML page instead of the file (a login, error or captive-'
                          'portal page?); nothing was saved.' % url)
-
-
-def _umask():
-    mask = os.umask(0)      # the only portable way to read the umask is to set it
-    os.umask(mask)
-    return mask
 
 
 @contextlib.contextmanager
