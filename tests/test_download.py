@@ -163,7 +163,8 @@ def test_download_ok_with_prefix(server, tmp_path, kind):
     assert out == str(tmp_path / 'a.bin')
     assert read(out) == FILES['a.bin']
     assert listing(tmp_path) == ['a.bin']
-    assert os.stat(out).st_mode & 0o777 == 0o666 & ~dl._umask()   # not mkstemp's 0600
+    from rexnet_gluon.fileio import _umask
+    assert os.stat(out).st_mode & 0o777 == 0o666 & ~_umask()   # not mkstemp's 0600
 
 
 def test_full_digest_uppercase_and_nested_folder(server, tmp_path):
@@ -362,12 +363,13 @@ def test_fetch_first_replaces_corrupt_file(server, tmp_path):
 
 # ---------------------------------------------------------------- file_lock across processes
 
-# Loads download.py by file path (not through the package, which imports mxnet), waits for "go"
+# Loads download.py without the package __init__ (which imports mxnet), waits for "go"
 # on stdin so both workers race, then fetches; finally reports whether mxnet/torch got imported.
 WORKER = r'''
-import importlib.util, os, sys
-spec = importlib.util.spec_from_file_location('rexnet_download', sys.argv[1])
-dl = importlib.util.module_from_spec(spec); spec.loader.exec_module(dl)
+import os, sys, types
+# the package without its __init__ (which imports mxnet): download.py and what it imports, nothing else
+pkg = types.ModuleType('rexnet_gluon'); pkg.__path__ = [os.path.dirname(sys.argv[1])]; sys.modules['rexnet_gluon'] = pkg
+import rexnet_gluon.download as dl
 mode, url, path, sha = sys.argv[2:6]
 print('ready', flush=True)
 sys.stdin.readline()
