@@ -16,10 +16,15 @@ __all__ = ['ReXNet', 'ReXNetV1', 'ReXNetV1Lite', 'ReXNetFeatures', 'Swish', 'ReL
 
 
 class Swish(HybridBlock):
-    """SiLU, x * sigmoid(x). ``Activation('sigmoid')`` runs in oneDNN; MXNet's own ``sigmoid`` op is scalar
-    code (34 % of a fused forward pass at batch 1, 45 % at batch 32). nn.Swish would add a ``beta * x`` op."""
+    """SiLU, x * sigmoid(x) (nn.Swish would add a ``beta * x`` op for beta == 1).
+
+    MXNet's ``sigmoid`` op is scalar code (34-45 % of a fused forward pass); ``Activation('sigmoid')`` (oneDNN)
+    is faster (hybridized 22.5 -> 32.6 img/s at batch 1) but a net trained with it gave batch-size-dependent
+    validation errors in scripts/verify_pretrained.py (0.265 at batch 16, 0.235 at 50; not understood), so the
+    training network keeps ``sigmoid``; ``rexnet_gluon.fast`` uses the oneDNN form for inference.
+    """
     def hybrid_forward(self, F, x):
-        return x * F.Activation(x, act_type='sigmoid')
+        return x * F.sigmoid(x)
 
 
 class ReLU6(HybridBlock):

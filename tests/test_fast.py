@@ -70,8 +70,8 @@ def test_fast_path_matches_plain_network(plain, batch):
 def test_one_line_optimize_for_matches_plain_network(plain):
     """The documented one-line speed-up of the plain network, ``net.optimize_for(x, backend='MKLDNN')``.
 
-    Swish is ``x * Activation(x, 'sigmoid')``: the conv output has two consumers, and MXNet 1.9.1's fusion pass
-    mishandles some such patterns (``y + relu(y)`` comes out wrong), so the fused graph is checked here.
+    Swish is ``x * sigmoid(x)``: the conv output has two consumers, and MXNet 1.9.1's fusion pass mishandles some
+    such patterns (``y + relu(y)`` comes out wrong), so the fused graph is checked here.
     """
     kind, net = plain
     fused = build(kind)   # same seed: the same weights as ``net``
@@ -212,8 +212,8 @@ def test_int8_agreement(record_property):
 
 def test_int8_agreement_on_a_trained_network(trained_shapes):
     """The fast INT8 graph on a trained 4-class ReXNet-1.0x (conftest.py): calibrated on 64 training images,
-    top-1 agreement with the fp32 network on 1000 held-out images. Measured 96.5 % on the net the fixture trains
-    (val error 0.15) and 99.0 % on another (val error 0.05);
+    top-1 agreement with the fp32 network on 1000 held-out images. Measured 99.0 % on the net the fixture trains
+    (val error 0.05) and 96.5 % on another (val error 0.15);
     asserted >= 95 % (see tests/test_export.py::test_int8_agreement_on_a_trained_network for why not 99 %)."""
     from rexnet_gluon.export import calibration_images, preprocess_for_size
     from rexnet_gluon.predict import load_model
