@@ -337,10 +337,11 @@ def test_cli_int8_with_calibration_dir(params_file, tmp_path):
             str(calib / ('%d.png' % i)))
     proc = _script('--model', 'rexnet_1.0x', '--params', params_file, '--format', 'int8', '--input-size', str(SIZE),
                    '--calib-dir', str(calib), '--num-calib', '8', '--num-eval', '100', '--output', 'q/rexnet-int8',
-                   cwd=str(tmp_path))
+                   '--int8-exclude-ops', 'none', cwd=str(tmp_path))
     print(proc.stdout)
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert 'calibrate 8 images from the calibration set' in proc.stdout
+    assert 'kept in fp32' not in proc.stdout   # --int8-exclude-ops none: the Swish products are quantized too
     assert 'top-1 agreement with fp32 on 100 held-out generated images' in proc.stdout
     assert '[int8] FAIL' in proc.stdout and 'wrote     nothing' in proc.stdout
     assert glob.glob(str(tmp_path / 'q' / 'rexnet-int8*')) == []
