@@ -445,11 +445,11 @@ def export_int8(net, prefix, size=224, preprocess=None, calib_data=None, num_cal
     ``quantize_mode`` 'full' or 'smart' (the same graph here, except that 'smart' leaves the final Flatten
     in fp32). The SE/Swish sigmoids stay fp32 (oneDNN quantizes only ReLU activations); convolutions are fused
     with their BN (and ReLU6 clip where there is no SE) into ``_sg_mkldnn_conv``; the shortcut additions and
-    the global pools run as quantized ops. ``exclude_operators``: op names of that
-    fused graph to keep in fp32; by default the Swish products (``elemwise_mul``): quantizing them costs most
-    of the error (a ReXNet-1.0x trained on tests/datasets.py shapes, 1000 held-out images: top-1 agreement
-    94.9 % and logit cosine 0.975 with them quantized, 99.3-99.5 % and 0.9987 without; per-channel weight scales and
-    more calibration images changed nothing).
+    the global pools run as quantized ops. ``exclude_operators``: op names of that fused graph to keep in fp32;
+    by default the Swish products (``elemwise_mul``): quantizing them costs most of the error (a ReXNet-1.0x
+    trained on tests/datasets.py shapes, 1000 held-out images: top-1 agreement 94.9 % and logit cosine 0.975
+    with them quantized, 99.3-99.5 % and 0.9987 without; per-channel weight scales and more calibration images
+    changed nothing).
     """
     import mxnet as mx
     from mxnet.contrib.quantization import quantize_net
@@ -554,7 +554,8 @@ def export_bf16(net, prefix, size=224, preprocess=None, num_eval=200, batch=16, 
         rep.lines.append('reload    exported graph vs the converted net in memory: max|diff| %.3g' % reload_diff)
         rep.lines.append('accuracy  on %d %s: max relative logit diff %.2e (max|diff| %.3g '
                          'at logit scale %.1f), mean cosine %.5f, top-1 agreement %.1f %%'
-                         % (len(held), held_desc, rep.figures['max_rel_diff'], diff, scale, rep.figures['cosine'], 100 * agree))
+                         % (len(held), held_desc, rep.figures['max_rel_diff'], diff, scale, rep.figures['cosine'],
+                            100 * agree))
         rep.check('graph computes in bfloat16 (amp_cast nodes kept)', casts > 0)
         rep.check('bfloat16 outputs finite', rep.figures['finite'])
         rep.check('top-1 agreement %.1f %% >= %.1f %%' % (100 * agree, 100 * min_agreement), agree >= min_agreement)

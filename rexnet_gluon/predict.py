@@ -223,7 +223,7 @@ def load_model(name, params=None, ctx=None):
     if params is not None and not os.path.isfile(params):
         raise UsageError('--params %s: no such file' % params)
     try:
-        classes = checkpoint_classes(name, params) if params is not None else 1000
+        classes = checkpoint_classes(params, name) if params is not None else 1000
         return get_model(name, pretrained=params if params is not None else True, ctx=ctx, classes=classes)
     except Exception as err:   # the zoo's errors are written for users: show them without a traceback
         msg = str(err) or type(err).__name__

@@ -1477,15 +1477,6 @@ def build_verify_parser():
     return p
 
 
-def _classes_in_params(path):
-    arrays = mx.nd.load(path)
-    for key in sorted(arrays):
-        k = key.split(':', 1)[-1]
-        if k.startswith('output.') and k.endswith('weight'):
-            return int(arrays[key].shape[0])
-    return None
-
-
 def verify_main(argv=None):
     """``scripts/verify_pretrained.py``; prints running and final top-1/top-5 error, throughput, parameter count."""
     p = build_verify_parser()
@@ -1513,7 +1504,11 @@ def _verify(opt):
         if not os.path.isfile(opt.params_file):
             raise TrainingError('--params-file %s does not exist' % opt.params_file)
         if opt.params_file.endswith('.params'):
-            classes = classes or _classes_in_params(opt.params_file)
+            from .zoo import checkpoint_classes
+            try:
+                classes = classes or checkpoint_classes(opt.params_file)
+            except ValueError:   # no classifier weights: loading the file reports what is wrong
+                pass
     classes = classes or 1000
     if opt.params_file and opt.params_file.endswith('.params'):
         net = create_model(opt.model, classes, ctx, False, kwargs)

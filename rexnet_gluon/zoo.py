@@ -182,7 +182,7 @@ def pretrained_file(name, root=os.path.join('~', '.mxnet', 'models'), tag=None, 
         return final
 
 
-def _local_params(info, path, classes=None):
+def _local_params(info, path):
     """A local checkpoint given as ``pretrained='file'``: Gluon .params load as they are, PyTorch files convert."""
     if not os.path.isfile(path):
         raise FileNotFoundError('pretrained=%r: no such file. Pass True for the published weights or the path of '
@@ -193,12 +193,16 @@ def _local_params(info, path, classes=None):
     return None, convert_checkpoint(path, model=info.name)[0]
 
 
-def checkpoint_classes(name, path):
-    """The class count of the classifier in a local checkpoint (Gluon .params or PyTorch) for zoo model ``name``:
-    build with ``classes=checkpoint_classes(...)`` to load a fine-tuned or custom-trained head as it is."""
+def checkpoint_classes(path, name=None):
+    """The class count of the classifier in a local checkpoint: Gluon .params (``save_parameters`` or ``export``
+    keys), or a PyTorch file of zoo model ``name``. Build with ``classes=checkpoint_classes(...)`` to load a
+    fine-tuned or custom-trained head as it is."""
     import mxnet as mx
-    params_file, arrays = _local_params(get_model_info(name), path)
-    shapes = {k: v.shape for k, v in (arrays or mx.nd.load(params_file)).items()}
+    if path.endswith('.params'):
+        shapes = {k.split(':', 1)[-1]: v.shape for k, v in mx.nd.load(path).items()}
+    else:
+        shapes = {k: v.shape for k, v in _local_params(get_model_info(name), path)[1].items()}
+    # the last output.N.weight: lite's head has a hidden 1x1 conv (output.0) before the classifier (output.4)
     heads = {int(m.group(1)): shape for k, shape in shapes.items()
              for m in [re.match(r'output\.(\d+)\.weight$', k)] if m}
     if not heads:
@@ -223,7 +227,7 @@ def get_rexnet(name, pretrained=False, ctx=None, root=os.path.join('~', '.mxnet'
         return net
     arrays = None
     if isinstance(pretrained, str) and not re.match(r'^[0-9a-f]{8}$', pretrained):
-        params_file, arrays = _local_params(info, pretrained, classes)
+        params_file, arrays = _local_params(info, pretrained)
     else:
         params_file = pretrained_file(info.name, root, pretrained if isinstance(pretrained, str) else None)
     _load(net, params_file, arrays, classes, ctx)

@@ -25,7 +25,8 @@ def trained_shapes(tmp_path_factory):
            '--data-dir', str(data), '--input-size', str(TRAINED_SIZE), '-j', '2', '--mode', 'hybrid',
            '--batch-size', '16', '--num-epochs', '10', '--lr', '0.05', '--lr-mode', 'cosine', '--warmup-epochs', '1',
            '--dropout', '0', '--no-wd', '--min-random-area', '0.3', '--color-jitter', '0.2', '--pca-noise', '0',
-           '--seed', '1', '--save-frequency', '10', '--save-dir', str(run), '--metrics-file', str(run / 'm.csv')]
+           '--seed', '1', '--save-frequency', '10', '--save-dir', str(run), '--metrics-file', str(run / 'm.csv'),
+           '--logging-file', str(run / 'train.log')]
     p = subprocess.run(cmd, capture_output=True, text=True, timeout=1800, cwd=REPO)
     assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
     params = run / 'imagenet-rexnet_1.0x-9.params'
