@@ -5,11 +5,16 @@
     python scripts/benchmark.py --widths 1.0,1.5,lite1.0 --batches 1,8,32 --torch-compile
     python scripts/benchmark.py --configs mx_fast,timm_cl --batches 1 --repeats 3 --output-dir /tmp/bench
 
-Every (configuration, width, batch) runs in a fresh subprocess (so its peak RSS, the child's ru_maxrss, is its
-own); the parent only aggregates. A child waits for the machine to be quiet, warms up, then times ``--repeats``
-runs of ``--iters`` forward passes (MXNet: until ``wait_to_read``; PyTorch: ``torch.no_grad`` + eval) and
-reports median / min / max img/s. Repeats during which other processes used more than ``--max-foreign`` of the
-CPUs are discarded and re-run (bounded), and the worst foreign load of the kept repeats is reported.
+Every (configuration, width, batch) runs in a subprocess of its own (so its peak RSS, the child's ru_maxrss, is
+its own); the parent only schedules and aggregates. A child waits for the machine to be quiet, builds the network
+and warms up. Then, by default, the parent times the configurations of one width and batch in interleaved rounds:
+each round asks every child for one repeat of ``--iters`` forward passes (MXNet: until ``wait_to_read``; PyTorch:
+``torch.no_grad`` + eval), in an order rotated from round to round. On a shared machine whose speed drifts over
+minutes (seen here: the same process configuration at 100 or 135 img/s an hour apart, for MXNet and PyTorch alike)
+this keeps the comparison fair: the ratios are the medians of the per-round ratios. ``--sequential`` times one
+configuration after the other instead (one process alive at a time). Reported: median / min / max img/s. Repeats
+during which other processes used more than ``--max-foreign`` of the CPUs are re-run after a wait (at most twice
+each), and the worst foreign load of the kept repeats is reported.
 
 Configurations (``--configs``, default: all but timm_compile, which ``--torch-compile`` adds):
 
@@ -85,26 +90,29 @@ def _wait_quiet(limit, timeout):
             return f
 
 
-def _time_it(step, n_images, repeats, iters, warmup, limit, max_retries):
-    for _ in range(warmup):
-        step()
-    rates, foreign, retries = [], [], 0
-    while len(rates) < repeats:
+def _repeat(step, n_images, iters, rewarm, limit, max_retries):
+    """One timed repeat: (img/s, foreign CPU share, retries). A repeat during which other processes used more than
+    ``limit`` of the CPUs is re-run after waiting for a quiet machine (at most ``max_retries`` times)."""
+    retries = 0
+    while True:
+        for _ in range(rewarm):
+            step()
         s0 = _cpu_sample()
         t = time.perf_counter()
         for _ in range(iters):
             step()
         dt = time.perf_counter() - t
         f = _foreign(s0, _cpu_sample())
-        if f > limit and retries < max_retries:
-            retries += 1
-            _wait_quiet(limit, 30)
-            continue
-        rates.append(n_images * iters / dt)
-        foreign.append(f)
-    rates.sort()
-    return dict(median=rates[len(rates) // 2], min=rates[0], max=rates[-1], repeats=len(rates), retries=retries,
-                foreign_max=max(foreign), rates=rates)
+        if f <= limit or retries >= max_retries:
+            return n_images * iters / dt, f, retries
+        retries += 1
+        _wait_quiet(limit, 30)
+
+
+def _summary(rates, foreign, retries):
+    s = sorted(rates)
+    return dict(median=s[len(s) // 2], min=s[0], max=s[-1], repeats=len(s), retries=retries,
+                foreign_max=max(foreign), rates=list(rates))
 
 
 def _parse_width(w):
@@ -292,6 +300,8 @@ def _profile_ops(step, iters):
 
 
 def child_main(spec):
+    """Build the configuration, warm up, then either time ``repeats`` repeats at once, or (``serve``) print READY
+    and time one repeat per ``RUN`` line on stdin until ``END``; the parent interleaves the configurations."""
     import resource
     cfg = json.loads(spec)
     a = cfg['args']
@@ -305,16 +315,33 @@ def child_main(spec):
         bs = cfg['batch']
         iters = a['iters'] or (2 if train else (20 if bs == 1 else max(1, 64 // bs)))
         warmup = a['warmup'] if a['warmup'] is not None else (2 if train else (10 if bs == 1 else 3))
-        if a['wait_quiet']:
-            _wait_quiet(a['max_foreign'], 60)
+        for _ in range(warmup):
+            step()
         if cfg.get('profile'):
-            for _ in range(warmup):
-                step()
             res = dict(profile=_profile_ops(step, iters), ok=True, iters=iters)
             res['rss_mib'] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
             print('RESULT ' + json.dumps(res), flush=True)
             return
-        res = _time_it(step, bs, a['repeats'], iters, warmup, a['max_foreign'], 2 * a['repeats'])
+        limit = a['max_foreign'] if a['wait_quiet'] else 1.0
+        rewarm = max(1, warmup // 5)   # caches went cold while the other configurations ran
+        rates, foreign, retries = [], [], 0
+        if cfg.get('serve'):
+            print('READY', flush=True)
+            for line in sys.stdin:
+                if line.strip() != 'RUN':
+                    break
+                r, f, n = _repeat(step, bs, iters, rewarm, limit, 2)
+                rates.append(r), foreign.append(f)
+                retries += n
+                print('RATE %f' % r, flush=True)
+        else:
+            if a['wait_quiet']:
+                _wait_quiet(a['max_foreign'], 60)
+            for _ in range(a['repeats']):
+                r, f, n = _repeat(step, bs, iters, 0, limit, 2)
+                rates.append(r), foreign.append(f)
+                retries += n
+        res = _summary(rates, foreign, retries)
         res['rss_mib'] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
         check = extra.pop('check', None)
         res.update(extra)
@@ -386,26 +413,139 @@ def _torch_available():
         return False
 
 
-def _run_child(cfg, threads, extra_env, timeout):
+def _child_env(threads, extra_env):
     env = dict(os.environ)
     for k in ('MXNET_ENGINE_TYPE', 'MXNET_USE_OPERATOR_TUNING', 'DNNL_VERBOSE', 'MKLDNN_VERBOSE'):
         env.pop(k, None)
     env.update({'OMP_NUM_THREADS': str(threads), 'MKL_NUM_THREADS': str(threads), 'PYTHONWARNINGS': 'ignore'})
     env.update(extra_env)
-    cmd = [sys.executable, os.path.abspath(__file__), '--child', json.dumps(cfg)]
-    try:
-        p = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout)
-    except subprocess.TimeoutExpired:
-        return dict(ok=False, error='timed out after %d s' % timeout)
-    for line in p.stdout.splitlines()[::-1]:
+    return env
+
+
+def _child_cmd(cfg):
+    return [sys.executable, os.path.abspath(__file__), '--child', json.dumps(cfg)]
+
+
+def _parse_result(stdout, stderr, returncode):
+    for line in stdout.splitlines()[::-1]:
         if line.startswith('RESULT '):
             return json.loads(line[7:])
-    tail = (p.stderr or p.stdout).strip().splitlines()[-3:]
-    return dict(ok=False, error='child exited with %d: %s' % (p.returncode, ' | '.join(tail)[-400:]))
+    tail = (stderr or stdout).strip().splitlines()[-3:]
+    return dict(ok=False, error='child exited with %d: %s' % (returncode, ' | '.join(tail)[-400:]))
+
+
+def _run_child(cfg, threads, extra_env, timeout):
+    """One configuration in one process, all its repeats in a row (``--sequential`` and profiles)."""
+    try:
+        p = subprocess.run(_child_cmd(cfg), capture_output=True, text=True, env=_child_env(threads, extra_env),
+                           timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return dict(ok=False, error='timed out after %d s' % timeout)
+    return _parse_result(p.stdout, p.stderr, p.returncode)
+
+
+class _ServedChild(object):
+    """A configuration's process that times one repeat per request, so that the parent can interleave them."""
+
+    def __init__(self, cfg, env, timeout):
+        import tempfile
+        self.timeout = timeout
+        self.err = tempfile.TemporaryFile(mode='w+')
+        self.proc = subprocess.Popen(_child_cmd(dict(cfg, serve=True)), stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, stderr=self.err, env=env)
+        self.buf, self.lines, self.result = b'', [], None
+        self._expect('READY')
+
+    def _readline(self):
+        import select
+        deadline = time.time() + self.timeout
+        while b'\n' not in self.buf:
+            left = deadline - time.time()
+            if left <= 0 or not select.select([self.proc.stdout], [], [], left)[0]:
+                raise RuntimeError('no answer within %d s' % self.timeout)
+            chunk = os.read(self.proc.stdout.fileno(), 65536)
+            if not chunk:
+                raise EOFError
+            self.buf += chunk
+        line, self.buf = self.buf.split(b'\n', 1)
+        line = line.decode('utf-8', 'replace')
+        self.lines.append(line)
+        return line
+
+    def _expect(self, word):
+        """Read up to a line starting with ``word``; a RESULT line (the child's end) is kept in ``self.result``."""
+        if self.result is not None:
+            return None
+        try:
+            while True:
+                line = self._readline()
+                if line.startswith('RESULT '):   # the child's last line: its result, or its error
+                    self.result = json.loads(line[7:])
+                    return None
+                if line.startswith(word):
+                    return line
+        except (EOFError, RuntimeError) as e:
+            self.proc.kill()
+            self.proc.wait()
+            self.err.seek(0)
+            self.result = _parse_result('\n'.join(self.lines), self.err.read(), self.proc.returncode)
+            if isinstance(e, RuntimeError):
+                self.result['error'] = 'timed out: %s' % e
+            return None
+
+    def _send(self, text):
+        try:
+            self.proc.stdin.write(text.encode())
+            self.proc.stdin.flush()
+            return True
+        except (BrokenPipeError, OSError):
+            self._expect('RESULT')
+            return False
+
+    def run(self):
+        """One timed repeat: img/s, or None when the child has ended."""
+        if self.result is None and self._send('RUN\n'):
+            line = self._expect('RATE ')
+            return float(line.split()[1]) if line else None
+        return None
+
+    def finish(self):
+        if self.result is None and self._send('END\n'):
+            self._expect('RESULT ')
+            if self.result is None:   # an EOF or time-out sets it; anything else is a protocol error
+                self.result = dict(ok=False, error='child ended without a result')
+        try:
+            self.proc.stdin.close()
+        except OSError:
+            pass
+        self.proc.wait()
+        self.err.close()
+        return self.result
+
+
+def _run_interleaved(jobs, threads, envs, repeats, timeout):
+    """The jobs of one (width, batch): every configuration's process is built and warmed up, then round r times one
+    repeat of each, in an order rotated by r, so slow drifts of a shared machine hit every configuration alike."""
+    children = [_ServedChild(job, _child_env(threads, env), timeout) for job, env in zip(jobs, envs)]
+    for r in range(repeats):
+        k = r % len(children)
+        for child in children[k:] + children[:k]:
+            child.run()
+    return [c.finish() for c in children]
 
 
 def _fmt(v, nd=1):
     return '-' if v is None else ('%.*f' % (nd, v))
+
+
+def speed_ratio(r, t):
+    """r's speed over t's: the median of the per-round ratios when both were timed in the same interleaved rounds
+    (each round's pair saw the same machine state), else the ratio of the medians."""
+    ra, rt = r.get('rates') or [], t.get('rates') or []
+    if r.get('interleaved') and t.get('interleaved') and ra and len(ra) == len(rt):
+        q = sorted(a / b for a, b in zip(ra, rt))
+        return q[len(q) // 2]
+    return r['median'] / t['median']
 
 
 def make_table(results, batches):
@@ -432,7 +572,7 @@ def make_table(results, batches):
                     cells += ['error: %s' % r.get('error', '?')[:120].replace('|', '/'), '', _fmt(r.get('rss_mib'), 0)]
                     continue
                 te, tc = by.get((w, 'timm_eager', b)), by.get((w, 'timm_cl', b))
-                ratio = ' / '.join(_fmt(r['median'] / t['median'], 2) if t and t.get('ok') else '-' for t in (te, tc))
+                ratio = ' / '.join(_fmt(speed_ratio(r, t), 2) if t and t.get('ok') else '-' for t in (te, tc))
                 cells += ['**%s** [%s-%s]' % (_fmt(r['median']), _fmt(r['min']), _fmt(r['max'])), ratio,
                           _fmt(r['rss_mib'], 0)]
                 foreign.append(r.get('foreign_max', 0))
@@ -447,7 +587,7 @@ def make_table(results, batches):
         for r in sorted(train, key=lambda r: (str(r['width']), r['config'])):
             t = by.get((r['width'], 'timm_train', r['batch']))
             if r.get('ok'):
-                ratio = _fmt(r['median'] / t['median'], 2) if t and t.get('ok') else '-'
+                ratio = _fmt(speed_ratio(r, t), 2) if t and t.get('ok') else '-'
                 lines.append('| %s | %s | %d | **%s** [%s-%s] | %s | %s |' % (
                     r['width'], LABELS[r['config']], r['batch'], _fmt(r['median']), _fmt(r['min']), _fmt(r['max']),
                     ratio, _fmt(r['rss_mib'], 0)))
@@ -527,7 +667,10 @@ def main(argv=None):
     p.add_argument('--max-foreign', type=float, default=0.10,
                    help='wait for / re-run repeats when other processes use more than this share of the CPUs')
     p.add_argument('--no-wait', action='store_true', help='do not wait for a quiet machine')
-    p.add_argument('--timeout', type=int, default=1800, help='seconds per configuration')
+    p.add_argument('--timeout', type=int, default=1800, help='seconds per configuration (build, or one repeat)')
+    p.add_argument('--sequential', action='store_true',
+                   help='time one configuration after the other (one process alive at a time: less memory) instead '
+                        'of interleaving the repeats of all configurations of a width and batch')
     p.add_argument('--profile', default='', metavar='CONFIGS',
                    help='also write a per-operator profile (mx.profiler, bulk execution off) of these MXNet '
                         'configurations, e.g. mx_fused,mx_fast, to benchmark_profile.md / .json')
@@ -539,6 +682,12 @@ def main(argv=None):
 
     from tqdm import tqdm
     widths = [w.strip() for w in args.widths.split(',') if w.strip()]
+    for w in widths:
+        try:
+            if _parse_width(w)[1] <= 0:
+                raise ValueError
+        except ValueError:
+            p.error('--widths: %r is not a width; give numbers such as 1.0 or 1.5, or lite1.0 for ReXNet-lite' % w)
     batches = [int(b) for b in args.batches.split(',') if b.strip()]
     configs = [c.strip() for c in args.configs.split(',') if c.strip()] or \
         [c for c in ALL_CONFIGS if c != 'timm_compile']
@@ -579,16 +728,36 @@ def main(argv=None):
     if skipped:
         print('torch/timm not importable: skipping %s' % ', '.join(skipped))
     results, profiles = [], []
-    bar = tqdm(jobs, desc='benchmark', unit='config')
-    for job in bar:
-        bar.set_postfix_str('%s w%s bs%d' % (job['config'], job['width'], job['batch']))
-        env = dict(FAST_ENV) if job['config'] in ('mx_fast', 'mx_fast_int8') else {}
-        if job.get('profile'):
-            env['MXNET_EXEC_BULK_EXEC_INFERENCE'] = '0'   # per-operator records instead of bulked segments
-        r = _run_child(job, args.threads, env, args.timeout)
-        r.update(config=job['config'], width=job['width'], batch=job['batch'], env=env)
-        r.pop('traceback', None) if r.get('ok') else None
-        (profiles if job.get('profile') else results).append(r)
+    runs = [[j] for j in jobs if j.get('profile')]
+    timed = [j for j in jobs if not j.get('profile')]
+    if args.sequential:
+        runs = [[j] for j in timed] + runs
+    else:   # one interleaved group per (width, batch); training steps apart from inference
+        groups = {}
+        for j in timed:
+            groups.setdefault((j['width'], j['batch'], j['config'] in TRAIN_CONFIGS), []).append(j)
+        runs = list(groups.values()) + runs
+    bar = tqdm(total=len(jobs), desc='benchmark', unit='config')
+    for run in runs:
+        bar.set_postfix_str(', '.join(sorted({j['config'] for j in run}))[:60] + ' w%s bs%d' % (
+            run[0]['width'], run[0]['batch']))
+        envs = []
+        for job in run:
+            env = dict(FAST_ENV) if job['config'] in ('mx_fast', 'mx_fast_int8') else {}
+            if job.get('profile'):
+                env['MXNET_EXEC_BULK_EXEC_INFERENCE'] = '0'   # per-operator records instead of bulked segments
+            envs.append(env)
+        if len(run) == 1:
+            out = [_run_child(run[0], args.threads, envs[0], args.timeout)]
+        else:
+            out = _run_interleaved(run, args.threads, envs, args.repeats, args.timeout)
+        for job, env, r in zip(run, envs, out):
+            r.update(config=job['config'], width=job['width'], batch=job['batch'], env=env,
+                     interleaved=len(run) > 1)
+            r.pop('traceback', None) if r.get('ok') else None
+            (profiles if job.get('profile') else results).append(r)
+        bar.update(len(run))
+    bar.close()
     table = make_table(results, batches)
     os.makedirs(args.output_dir, exist_ok=True)
     stamp = time.strftime('%Y-%m-%d %H:%M')
@@ -599,10 +768,16 @@ def main(argv=None):
                 machine.get('mxnet', '?'), machine.get('onednn', '?'), machine.get('mkldnn', '?'),
                 machine.get('torch', '-'), machine.get('timm', '-'), args.threads), '',
             'Command: `%s`' % command, '',
-            'img/s: median [min-max] over %d repeats after warm-up; every configuration in a fresh process (RSS = its '
-            'ru_maxrss). x timm = ratio of medians to timm eager NCHW / channels_last at the same width and batch. '
+            'img/s: median [min-max] over %d repeats after warm-up; every configuration in a process of its own '
+            '(RSS = its ru_maxrss). %s x timm = %s to timm eager NCHW / channels_last at the same width and batch. '
             'Random weights and BN statistics; mx_fast and mx_fast_int8 run with %s. "foreign CPU": the most any '
-            'kept repeat saw other processes use.' % (args.repeats, ' '.join('%s=%s' % kv for kv in FAST_ENV.items())),
+            'kept repeat saw other processes use.' % (
+                args.repeats,
+                'Configurations run one after the other.' if args.sequential else
+                'The processes of one width and batch are all built and warmed up first, then timed in interleaved '
+                'rounds (one repeat of each per round, order rotated), so that drifts of the machine hit all alike.',
+                'ratio of medians' if args.sequential else 'median over the rounds of the per-round speed ratio',
+                ' '.join('%s=%s' % kv for kv in FAST_ENV.items())),
             '']
     md = '\n'.join(head) + table + '\n'
     with open(os.path.join(args.output_dir, 'benchmark.md'), 'w') as f:

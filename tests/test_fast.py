@@ -232,11 +232,13 @@ def test_int8_agreement_on_a_trained_network(trained_shapes):
     assert agree >= 0.95
 
 
-def test_benchmark_smoke_run(tmp_path):
+@pytest.mark.parametrize('mode', ['interleaved', 'sequential'])
+def test_benchmark_smoke_run(tmp_path, mode):
     out = tmp_path / 'bench'
     cmd = [sys.executable, os.path.join(REPO, 'scripts', 'benchmark.py'), '--widths', '1.0', '--batches', '1',
            '--repeats', '2', '--iters', '2', '--warmup', '1', '--configs', 'mx_hybrid,mx_fast', '--no-train',
-           '--size', str(SIZE), '--no-wait', '--output-dir', str(out)]
+           '--size', str(SIZE), '--no-wait', '--output-dir', str(out)] + (['--sequential'] if mode == 'sequential'
+                                                                          else [])
     p = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=REPO)
     assert p.returncode == 0, p.stdout[-2000:] + p.stderr[-2000:]
     md = (out / 'benchmark.md').read_text()
@@ -244,5 +246,30 @@ def test_benchmark_smoke_run(tmp_path):
     data = json.loads((out / 'benchmark.json').read_text())
     assert {r['config'] for r in data['results']} == {'mx_hybrid', 'mx_fast'}
     assert all(r['ok'] and r['median'] > 0 and r['rss_mib'] > 0 for r in data['results'])
+    assert all(r['interleaved'] == (mode == 'interleaved') and len(r['rates']) == 2 for r in data['results'])
     assert (out / 'benchmark.png').stat().st_size > 1000
     assert 'machine:' in p.stdout and 'command:' in p.stdout
+
+
+def test_benchmark_interleaves_and_survives_a_failing_configuration():
+    """Interleaved rounds: each child answers one repeat per round; a child that fails while building is reported
+    as an error and the others still finish with one rate per round."""
+    sys.path.insert(0, os.path.join(REPO, 'scripts'))
+    try:
+        import benchmark
+    finally:
+        sys.path.pop(0)
+    args = dict(repeats=3, iters=2, warmup=1, size=SIZE, calib=4, threads=1, max_foreign=0.1, wait_quiet=False)
+    jobs = [dict(config='mx_hybrid', width='0.5', batch=1, args=args),
+            dict(config='mx_no_such_configuration', width='0.5', batch=1, args=args),
+            dict(config='mx_fast', width='0.5', batch=1, args=args)]
+    envs = [{}, {}, dict(benchmark.FAST_ENV)]
+    ok, bad, fast_r = benchmark._run_interleaved(jobs, 1, envs, 3, timeout=300)
+    assert bad['ok'] is False and 'mx_no_such_configuration' in bad['error']
+    for r in (ok, fast_r):
+        assert r['ok'] and len(r['rates']) == 3 and r['min'] <= r['median'] <= r['max']
+    for r in (ok, fast_r):
+        r['interleaved'] = True
+    paired = benchmark.speed_ratio(fast_r, ok)
+    q = sorted(a / b for a, b in zip(fast_r['rates'], ok['rates']))
+    assert paired == q[1]
