@@ -31,8 +31,10 @@ What it does, and why (each measured, see ``scripts/benchmark.py``):
   every BN is folded already, and the SE-gate BN must not be folded: its gamma changes with every input).
 
 Environment (must be set before ``import mxnet``; :data:`RECOMMENDED_ENV`): ``MXNET_ENGINE_TYPE=NaiveEngine``
-(the threaded engine's per-op hand-off halves the speed: 63 vs 143 img/s at batch 1 in scripts/benchmark.py) and
-``MXNET_USE_OPERATOR_TUNING=0`` (MXNet's auto-tuning runs the remaining elementwise ops on one thread).
+(the threaded engine's per-op hand-off halves the speed: 63 vs 143 img/s at batch 1 in scripts/benchmark.py),
+``MXNET_USE_OPERATOR_TUNING=0`` (MXNet's auto-tuning runs the remaining elementwise ops on one thread) and
+``OMP_NUM_THREADS`` = the CPUs this process may use (without it MXNet 1.9.1 ran this graph on one thread of this
+2-vCPU machine: 75-78 vs 119-125 img/s at batch 1, measured side by side).
 """
 import os
 from contextlib import contextmanager
@@ -47,7 +49,16 @@ from .spec import ReXNetSpec
 __all__ = ['prepare', 'FastReXNet', 'MicroBatched', 'quantize', 'folded_layers', 'RECOMMENDED_ENV', 'env_report',
            'max_abs_diff']
 
-RECOMMENDED_ENV = {'MXNET_ENGINE_TYPE': 'NaiveEngine', 'MXNET_USE_OPERATOR_TUNING': '0'}
+
+def _usable_cpus():
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):   # not Linux
+        return os.cpu_count() or 1
+
+
+RECOMMENDED_ENV = {'MXNET_ENGINE_TYPE': 'NaiveEngine', 'MXNET_USE_OPERATOR_TUNING': '0',
+                   'OMP_NUM_THREADS': str(_usable_cpus())}
 
 
 def env_report():

@@ -53,7 +53,8 @@ sys.path.insert(0, REPO)
 ALL_CONFIGS = ['mx_imperative', 'mx_hybrid', 'mx_fused', 'mx_fast', 'mx_fast_threaded', 'mx_bf16', 'mx_int8',
                'mx_fast_int8', 'timm_eager', 'timm_cl', 'timm_compile', 'mx_train', 'timm_train']
 TRAIN_CONFIGS = ('mx_train', 'timm_train')
-FAST_ENV = {'MXNET_ENGINE_TYPE': 'NaiveEngine', 'MXNET_USE_OPERATOR_TUNING': '0'}   # = fast.RECOMMENDED_ENV
+# fast.RECOMMENDED_ENV but OMP_NUM_THREADS, which --threads sets for every configuration
+FAST_ENV = {'MXNET_ENGINE_TYPE': 'NaiveEngine', 'MXNET_USE_OPERATOR_TUNING': '0'}
 LABELS = {'mx_imperative': 'MXNet imperative', 'mx_hybrid': 'MXNet hybridized',
           'mx_fused': 'MXNet hybrid + oneDNN fusion',
           'mx_fast': 'MXNet fast path (fast.py)', 'mx_fast_threaded': 'fast path, default engine',

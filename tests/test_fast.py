@@ -175,6 +175,7 @@ def test_recommended_environment_is_reported():
     report = fast.env_report()
     assert set(report) == set(fast.RECOMMENDED_ENV)
     assert report['MXNET_ENGINE_TYPE'][1] == 'NaiveEngine'
+    assert int(report['OMP_NUM_THREADS'][1]) >= 1
 
 
 def _generated(n, seed, size=SIZE):
