@@ -1,7 +1,7 @@
 """Deployment exports of a ReXNet, each one verified before it is published.
 
     python scripts/export.py --model rexnet_1.0x --params rexnet_1.0x.params --format onnx
-    python -m rexnet_gluon export --model rexnet_1.0x --format symbol,onnx,int8,bf16 --output out/rexnet
+    python -m rexnet_gluon export --model rexnet_1.0x --format symbol,onnx,int8,bf16,fast --output out/rexnet
 
 Formats (files for ``--output PREFIX``):
 
@@ -14,6 +14,8 @@ Formats (files for ``--output PREFIX``):
   on a held-out generated set.
 - ``bf16``: ``PREFIX-symbol.json`` + ``PREFIX-0000.params`` of the bfloat16 graph
   (``amp.convert_hybrid_block``); relative logit difference and top-1 agreement with fp32.
+- ``fast``: ``PREFIX-symbol.json`` + ``PREFIX-0000.params`` of the fast fp32 graph (``fast.prepare``: BN folded,
+  oneDNN-fused, one image per call); equal to the network within the parity rule on held-out images.
 
 Every format is written into a hidden staging folder next to the output, verified from there, and only then
 renamed into place, so an interrupted or failed export leaves nothing under the output prefix; files of a
@@ -38,10 +40,10 @@ import numpy as np
 from .predict import ImageLoadError, UsageError, load_image
 
 __all__ = ['FORMATS', 'ExportReport', 'ExportError', 'generated_images', 'calibration_images', 'export_symbol',
-           'export_onnx', 'export_int8', 'export_bf16', 'export_model', 'pinned_onnx_opset', 'output_files',
+           'export_onnx', 'export_int8', 'export_bf16', 'export_fast', 'export_model', 'pinned_onnx_opset', 'output_files',
            'add_arguments', 'run', ]
 
-FORMATS = ('symbol', 'onnx', 'int8', 'bf16')
+FORMATS = ('symbol', 'onnx', 'int8', 'bf16', 'fast')
 CALIB_SEED = 0        # generated calibration images
 EVAL_SEED = 1         # held-out generated images (never used for calibration)
 INT8_FP32_OPS = ('elemwise_mul',)   # kept in fp32 by the INT8 export: the Swish products (see export_int8)
@@ -420,6 +422,51 @@ def export_onnx(net, prefix, size=224, preprocess=None, opset=None, atol=1e-5, k
     return rep
 
 
+def export_fast(net, prefix, size=224, preprocess=None, num_eval=16, keep_failed=False):
+    """The fast fp32 inference graph of :func:`rexnet_gluon.fast.prepare` (BN folded, oneDNN-fused), exported
+    already partitioned: ``SymbolBlock.imports`` runs it as it is, on any MKLDNN build of MXNet (the pip wheels).
+
+    The graph takes **one image per call**, (1, 3, size, size) (its SE gate is a BatchNorm whose scale is the
+    image's gate); loop over a batch. Check: reloaded, on ``num_eval`` held-out generated images, the logits
+    equal the plain network's within the parity rule (:func:`rexnet_gluon.parity.allowed_diff`) with the same
+    top-1. For its speed set :data:`rexnet_gluon.fast.RECOMMENDED_ENV` where it runs.
+    """
+    from . import fast
+    from .parity import allowed_diff
+    t0 = time.time()
+    rep = ExportReport('fast', prefix)
+    held = generated_images(num_eval, size, preprocess or net.preprocess, EVAL_SEED)
+    finals = output_files('fast', prefix)
+    with _Staging(prefix) as st:
+        _prepared(net, size)
+        ref = _run(net, held, num_eval)
+        try:
+            fnet = fast.prepare(net, example=(1, 3, size, size))
+            fnet.export(st.staged_prefix)
+        except Exception as err:
+            raise ExportError('fast graph failed: %s' % str(err).strip().splitlines()[-1]) from err
+        with open(st.staged_prefix + '-symbol.json') as f:
+            ops = Counter(n['op'] for n in json.load(f)['nodes'] if n['op'] != 'null')
+        out = _run(_imports(st.staged_prefix), held, 1)
+        diff = float(np.abs(out - ref).max())
+        scale = float(np.abs(ref).max())
+        tol = allowed_diff(scale)
+        agree = _top1_agreement(out, ref)
+        rep.figures.update(max_abs_diff=diff, logit_scale=scale, tolerance=tol, top1_agreement=agree,
+                           held_out=len(held), fused_convs=ops.get('_sg_mkldnn_conv', 0))
+        rep.lines.append('graph     %d oneDNN fused convolutions, %d ops in all; input (1, 3, %d, %d): one image per '
+                         'call' % (ops.get('_sg_mkldnn_conv', 0), sum(ops.values()), size, size))
+        rep.lines.append('reload    vs the plain network on %d held-out generated images: max|diff| %.2e at logit '
+                         'scale %.1f (allowed %.1e), top-1 agreement %.0f %%' % (len(held), diff, scale, tol,
+                                                                                 100 * agree))
+        rep.check('reloaded fast graph equals the network within the parity rule', diff <= tol)
+        rep.check('same top-1 on every image', agree == 1.0)
+        if rep.ok or keep_failed:
+            rep.files = st.publish(finals)
+    rep.seconds = time.time() - t0
+    return rep
+
+
 def _int8_graph_stats(symbol_json):
     with open(symbol_json) as f:
         nodes = [n for n in json.load(f)['nodes'] if n['op'] != 'null']
@@ -571,7 +618,8 @@ def export_model(net, fmt, prefix, size=None, **kwargs):
     if fmt not in FORMATS:
         raise ValueError('unknown format %r; choose from %s' % (fmt, ', '.join(FORMATS)))
     size = size or net.preprocess['input_size']
-    fn = {'symbol': export_symbol, 'onnx': export_onnx, 'int8': export_int8, 'bf16': export_bf16}[fmt]
+    fn = {'symbol': export_symbol, 'onnx': export_onnx, 'int8': export_int8, 'bf16': export_bf16,
+          'fast': export_fast}[fmt]
     return fn(net, prefix, size=size, **kwargs)
 
 
@@ -619,7 +667,7 @@ def add_arguments(p):
                    help='%s; repeat it or separate with commas for several' % ' | '.join(FORMATS))
     p.add_argument('--output', metavar='PREFIX',
                    help='output prefix (default: the model name). With several formats, int8 and bf16 add '
-                        '-int8 / -bf16 to it (symbol and int8 files would collide otherwise); alone, a format '
+                        '-int8 / -bf16 / -fast to it (their files would collide otherwise); alone, a format '
                         'uses PREFIX as given')
     p.add_argument('--input-size', type=_positive, metavar='N',
                    help='square input size to export and verify at (default: the model\'s, e.g. 224)')
@@ -631,7 +679,7 @@ def add_arguments(p):
                    help='int8/bf16: held-out images for the top-1 agreement check (never used for calibration); '
                         'default: generated')
     p.add_argument('--num-eval', type=_positive, default=200, metavar='N',
-                   help='int8/bf16: number of held-out images for the agreement check (default 200)')
+                   help='int8/bf16/fast: number of held-out images for the agreement check (default 200)')
     p.add_argument('--batch', type=_positive, default=16, metavar='B',
                    help='batch size for calibration and verification runs (default 16)')
     p.add_argument('--quantize-mode', choices=('full', 'smart'), default='full',
@@ -657,7 +705,7 @@ def _prefixes(formats, output, model):
     base = output or model
     if len(formats) == 1 and output:
         return {formats[0]: base}
-    return {f: base + ('-' + f if f in ('int8', 'bf16') else '') for f in formats}
+    return {f: base + ('-' + f if f in ('int8', 'bf16', 'fast') else '') for f in formats}
 
 
 def run(args):
@@ -697,9 +745,11 @@ def run(args):
             kw.update(calib_data=calib, num_calib=args.num_calib, num_eval=args.num_eval, batch=args.batch,
                       quantize_mode=args.quantize_mode, min_agreement=args.int8_min_agreement,
                       exclude_operators=args.int8_exclude_ops, eval_data=held)
-        else:
+        elif fmt == 'bf16':
             kw.update(num_eval=args.num_eval, batch=args.batch, min_agreement=args.bf16_min_agreement,
                       eval_data=held)
+        else:
+            kw.update(num_eval=args.num_eval)
         try:
             rep = export_model(net, fmt, prefixes[fmt], size=size, **kw)
         except (ExportError, OSError) as err:

@@ -229,12 +229,14 @@ class FastReXNet(HybridBlock):
     """Inference-only ReXNet (BN folded, 16-aligned channels, oneDNN-friendly ops); see the module doc.
 
     The graph runs ``micro_batch`` images per call (the SE gate as a BatchNorm needs 1); ``forward`` splits a
-    larger batch whose size is a multiple of it. Build it with :func:`prepare`.
+    larger batch whose size is a multiple of it. With ``input_size`` (H, W), set by :func:`prepare`, the graph itself
+    (also when exported) refuses any other input shape. Build it with :func:`prepare`.
     """
 
-    def __init__(self, layers, micro_batch=1, gemm_div=2, dtype='float32', **kwargs):
+    def __init__(self, layers, micro_batch=1, gemm_div=2, dtype='float32', input_size=None, **kwargs):
         super(FastReXNet, self).__init__(**kwargs)
         self.micro_batch = int(micro_batch) if micro_batch else 0
+        self.input_size = tuple(input_size) if input_size else None   # (H, W): the graph refuses other shapes
         self._plan = []
         values = {}
         block, n_fc = -1, 0
@@ -288,6 +290,9 @@ class FastReXNet(HybridBlock):
 
     def forward(self, x, *args):
         m = self.micro_batch
+        if isinstance(x, mx.nd.NDArray) and self.input_size and tuple(x.shape[2:]) != self.input_size:
+            raise ValueError('this fast graph was prepared for %dx%d inputs, got shape %s; prepare one for that '
+                             'size: fast.prepare(net, example=(1, 3, H, W))' % (self.input_size + (x.shape,)))
         with _no_conv_bn_fusion():
             if isinstance(x, mx.nd.NDArray) and m and x.shape[0] != m:
                 return _split_call(super(FastReXNet, self).forward, x, m)
@@ -304,6 +309,11 @@ class FastReXNet(HybridBlock):
 
     def hybrid_forward(self, F, x, **p):
         y = x
+        if self.micro_batch and self.input_size:
+            # A graph built for micro_batch images must refuse other shapes: fed a batch of 2, the exported graph
+            # corrupted the heap in MXNet 1.9.1 (and its reshape silently truncates). reshape_like fails shape
+            # inference, cleanly, before anything runs; it costs one small memset.
+            y = F.reshape_like(x, F.zeros(shape=(self.micro_batch, 3) + tuple(self.input_size)))
         block_in = None
         for s in self._plan:
             kind = s['kind']
@@ -387,7 +397,8 @@ def prepare(net, example=None, micro_batch=1, fuse=True, align=16, gemm_div=2, s
     if micro_batch:
         x = mx.nd.zeros((micro_batch,) + tuple(x.shape[1:]))
     x = x.astype(dtype)
-    fast = FastReXNet(folded_layers(net, align), micro_batch=micro_batch, gemm_div=gemm_div, dtype=dtype)
+    fast = FastReXNet(folded_layers(net, align), micro_batch=micro_batch, gemm_div=gemm_div, dtype=dtype,
+                      input_size=x.shape[2:])
     fast.hybridize(static_alloc=static, static_shape=static)
     with _no_conv_bn_fusion():
         fast(x)

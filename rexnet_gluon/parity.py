@@ -8,12 +8,17 @@ from collections import namedtuple
 
 import numpy as np
 
-__all__ = ['ParityResult', 'TOLERANCE', 'gluon_net_from_arrays', 'check_parity', 'randomize_gluon_']
+__all__ = ['ParityResult', 'TOLERANCE', 'allowed_diff', 'gluon_net_from_arrays', 'check_parity', 'randomize_gluon_']
 
 ParityResult = namedtuple('ParityResult', 'dtype max_abs_diff logit_scale top1_agreement tolerance ok')
 
 # Max |logit difference| allowed at a logit scale of 15; scaled linearly for larger logits.
 TOLERANCE = {'float32': 1e-4, 'float64': 1e-10}
+
+
+def allowed_diff(scale, dtype='float32'):
+    """The parity rule: the largest |logit difference| allowed when the logits reach ``scale``."""
+    return TOLERANCE[dtype] * max(1.0, scale / 15.0)
 
 
 def gluon_net_from_arrays(arrays, spec, classes, dtype='float32', ctx=None, hybridize=True):
@@ -60,7 +65,7 @@ def check_parity(state_dict, layout, arrays, spec, classes, dtypes=('float32', '
         diff = float(np.abs(got - expected).max())
         scale = float(np.abs(expected).max())
         agree = float((got.argmax(1) == expected.argmax(1)).mean())
-        tol = TOLERANCE[dtype] * max(1.0, scale / 15.0)
+        tol = allowed_diff(scale, dtype)
         results.append(ParityResult(dtype, diff, scale, agree, tol, bool(diff <= tol and agree == 1.0)))
     return results
 

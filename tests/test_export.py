@@ -1,4 +1,5 @@
-"""Deployment exports (rexnet_gluon/export.py, scripts/export.py): symbol, ONNX, INT8, bfloat16, atomic writes.
+"""Deployment exports (rexnet_gluon/export.py, scripts/export.py): symbol, ONNX, INT8, bfloat16, fast, atomic
+writes.
 
 The network is ReXNet 1.0x with seeded random weights and non-trivial BN statistics (a randomized PyTorch
 reference, saved and converted), at 64x64 input to keep the file fast on 2 cores.
@@ -243,6 +244,26 @@ def test_bf16_export(net, tmp_path):
     assert os.path.getsize(prefix + '-0000.params') < 0.6 * 4 * 4.8e6
 
 
+def test_fast_export(net, tmp_path):
+    """The fast graph (fast.prepare), exported partitioned: reloaded, one image per call, it equals the network
+    within the parity rule; a batch of two is refused (the graph is built for one image)."""
+    from rexnet_gluon.parity import allowed_diff
+    prefix = str(tmp_path / 'rexnet-fast')
+    rep = ex.export_fast(net, prefix, size=SIZE, preprocess=_pp(net), num_eval=8)
+    print('\n' + rep.summary())
+    assert rep.ok, rep.summary()
+    assert rep.figures['fused_convs'] > 50 and rep.figures['max_abs_diff'] <= rep.figures['tolerance']
+    assert _outputs(tmp_path) == ['rexnet-fast-0000.params', 'rexnet-fast-symbol.json']
+    x = ex.generated_images(3, SIZE, _pp(net), seed=42)
+    loaded = mx.gluon.SymbolBlock.imports(prefix + '-symbol.json', ['data'], prefix + '-0000.params')
+    got = np.concatenate([_logits(loaded, x[i:i + 1]) for i in range(3)])
+    ref = _logits(net, x)
+    assert np.abs(got - ref).max() <= allowed_diff(np.abs(ref).max())
+    assert (got.argmax(1) == ref.argmax(1)).all()
+    with pytest.raises(mx.MXNetError):
+        _logits(loaded, x[:2])
+
+
 # ---------------------------------------------------------------------------------------------------
 # atomic writes
 
@@ -310,19 +331,20 @@ def _script(*args, cwd):
                           capture_output=True, text=True, timeout=600)
 
 
-def test_cli_symbol_onnx_bf16(params_file, tmp_path):
-    proc = _script('--model', 'rexnet_1.0x', '--params', params_file, '--format', 'symbol,onnx', '--format', 'bf16',
+def test_cli_symbol_onnx_bf16_fast(params_file, tmp_path):
+    proc = _script('--model', 'rexnet_1.0x', '--params', params_file, '--format', 'symbol,onnx', '--format', 'bf16,fast',
                    '--input-size', str(SIZE), '--num-eval', '100', '--output', 'out/rexnet', cwd=str(tmp_path))
     print(proc.stdout)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert 'Traceback' not in proc.stderr
-    for fmt in ('symbol', 'onnx', 'bf16'):
+    for fmt in ('symbol', 'onnx', 'bf16', 'fast'):
         assert '[%s] PASS' % fmt in proc.stdout
     assert 'max|diff| 0 (identical)' in proc.stdout
     assert 'runtime   batch 1' in proc.stdout and 'runtime   batch 3' in proc.stdout
     assert 'top-1 agreement' in proc.stdout and 'all checks passed' in proc.stdout
     assert sorted(os.listdir(tmp_path / 'out')) == ['rexnet-0000.params', 'rexnet-bf16-0000.params',
-                                                    'rexnet-bf16-symbol.json', 'rexnet-symbol.json', 'rexnet.onnx']
+                                                    'rexnet-bf16-symbol.json', 'rexnet-fast-0000.params',
+                                                    'rexnet-fast-symbol.json', 'rexnet-symbol.json', 'rexnet.onnx']
 
 
 def test_cli_int8_with_calibration_dir(params_file, tmp_path):

@@ -171,6 +171,13 @@ def test_export_round_trip(tmp_path):
     assert fast.max_abs_diff(loaded(x), ref) < 1e-6
 
 
+def test_prepared_graph_refuses_another_input_size():
+    net = build('1.0')
+    f = fast.prepare(net, example=(1, 3, SIZE, SIZE))
+    with pytest.raises(ValueError, match='prepared for %dx%d inputs' % (SIZE, SIZE)):
+        f(images(1, 3, size=SIZE + 32))
+
+
 def test_recommended_environment_is_reported():
     report = fast.env_report()
     assert set(report) == set(fast.RECOMMENDED_ENV)
