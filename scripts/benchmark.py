@@ -624,9 +624,11 @@ def make_chart(results, batches, path):
     import matplotlib.pyplot as plt
     widths = sorted({r['width'] for r in results}, key=str)
     configs = [c for c in ALL_CONFIGS if c not in TRAIN_CONFIGS and any(r['config'] == c for r in results)]
-    panels = [(w, b) for w in widths for b in batches]
-    fig, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels), 0.45 * len(configs) + 1.8), squeeze=False)
-    for ax, (w, b) in zip(axes[0], panels):
+    # one row per width, one column per batch size
+    fig, axes = plt.subplots(len(widths), len(batches), figsize=(5.5 * len(batches),
+                                                                 (0.45 * len(configs) + 1.8) * len(widths)),
+                             squeeze=False)
+    for ax, (w, b) in zip(axes.ravel(), [(w, b) for w in widths for b in batches]):
         vals, errs, labels, colors = [], [], [], []
         for c in configs:
             r = next((r for r in results if r['config'] == c and r['width'] == w and r['batch'] == b), None)
@@ -642,9 +644,10 @@ def make_chart(results, batches, path):
         ax.invert_yaxis()
         ax.set_xlabel('img/s (median, min-max)')
         ax.set_title('width %s, batch %d' % (w, b), fontsize=10)
-        for yi, v in zip(y, vals):
-            if v:
-                ax.text(v, yi, ' %.1f' % v, va='center', fontsize=7)
+        for yi, v, e in zip(y, vals, errs):
+            if v:   # the median, written past the max whisker
+                ax.text(v + e[1], yi, '  %.1f' % v, va='center', fontsize=7)
+        ax.set_xlim(0, max(v + e[1] for v, e in zip(vals, errs)) * 1.15 or 1)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
