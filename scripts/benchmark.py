@@ -300,6 +300,14 @@ def _profile_ops(step, iters):
     return dict(wall_ms=wall * 1e3, ops=rows)
 
 
+def _run_requests():
+    """The parent's requests of a served child: one per ``RUN`` line on stdin, until ``END`` (or EOF)."""
+    for line in sys.stdin:
+        if line.strip() != 'RUN':
+            return
+        yield line
+
+
 def child_main(spec):
     """Build the configuration, warm up, then either time ``repeats`` repeats at once, or (``serve``) print READY
     and time one repeat per ``RUN`` line on stdin until ``END``; the parent interleaves the configurations."""
@@ -325,23 +333,22 @@ def child_main(spec):
             return
         limit = a['max_foreign'] if a['wait_quiet'] else 1.0
         rewarm = max(1, warmup // 5)   # caches went cold while the other configurations ran
-        rates, foreign, retries = [], [], 0
-        if cfg.get('serve'):
+        serve = bool(cfg.get('serve'))
+        if serve:
             print('READY', flush=True)
-            for line in sys.stdin:
-                if line.strip() != 'RUN':
-                    break
-                r, f, n = _repeat(step, bs, iters, rewarm, limit, 2)
-                rates.append(r), foreign.append(f)
-                retries += n
-                print('RATE %f' % r, flush=True)
+            turns = _run_requests()
         else:
             if a['wait_quiet']:
                 _wait_quiet(a['max_foreign'], 60)
-            for _ in range(a['repeats']):
-                r, f, n = _repeat(step, bs, iters, 0, limit, 2)
-                rates.append(r), foreign.append(f)
-                retries += n
+            turns = range(a['repeats'])
+        rates, foreign, retries = [], [], 0
+        for _ in turns:
+            r, f, n = _repeat(step, bs, iters, rewarm if serve else 0, limit, 2)
+            rates.append(r)
+            foreign.append(f)
+            retries += n
+            if serve:
+                print('RATE %f' % r, flush=True)
         res = _summary(rates, foreign, retries)
         res['rss_mib'] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
         check = extra.pop('check', None)
