@@ -40,8 +40,8 @@ import numpy as np
 from .predict import ImageLoadError, UsageError, load_image
 
 __all__ = ['FORMATS', 'ExportReport', 'ExportError', 'generated_images', 'calibration_images', 'export_symbol',
-           'export_onnx', 'export_int8', 'export_bf16', 'export_fast', 'export_model', 'pinned_onnx_opset', 'output_files',
-           'add_arguments', 'run', ]
+           'export_onnx', 'export_int8', 'export_bf16', 'export_fast', 'export_model', 'pinned_onnx_opset',
+           'output_files', 'add_arguments', 'run', ]
 
 FORMATS = ('symbol', 'onnx', 'int8', 'bf16', 'fast')
 CALIB_SEED = 0        # generated calibration images
@@ -445,8 +445,7 @@ def export_fast(net, prefix, size=224, preprocess=None, num_eval=16, keep_failed
             fnet.export(st.staged_prefix)
         except Exception as err:
             raise ExportError('fast graph failed: %s' % str(err).strip().splitlines()[-1]) from err
-        with open(st.staged_prefix + '-symbol.json') as f:
-            ops = Counter(n['op'] for n in json.load(f)['nodes'] if n['op'] != 'null')
+        ops = Counter(n['op'] for n in _graph_nodes(st.staged_prefix + '-symbol.json'))
         out = _run(_imports(st.staged_prefix), held, 1)
         diff = float(np.abs(out - ref).max())
         scale = float(np.abs(ref).max())
@@ -467,9 +466,14 @@ def export_fast(net, prefix, size=224, preprocess=None, num_eval=16, keep_failed
     return rep
 
 
-def _int8_graph_stats(symbol_json):
+def _graph_nodes(symbol_json):
+    """The operator nodes (not the variables) of an exported ``-symbol.json``."""
     with open(symbol_json) as f:
-        nodes = [n for n in json.load(f)['nodes'] if n['op'] != 'null']
+        return [n for n in json.load(f)['nodes'] if n['op'] != 'null']
+
+
+def _int8_graph_stats(symbol_json):
+    nodes = _graph_nodes(symbol_json)
     ops = Counter(n['op'] for n in nodes)
     int8 = sum(c for op, c in ops.items() if op.startswith('_contrib_quantized'))
     int8 += sum(1 for n in nodes if n['op'] == '_sg_mkldnn_conv' and
@@ -589,8 +593,8 @@ def export_bf16(net, prefix, size=224, preprocess=None, num_eval=200, batch=16, 
             raise ExportError('bfloat16 conversion failed: %s' % str(err).strip().splitlines()[-1]) from err
         out = _run(_imports(st.staged_prefix), held, batch)
         reload_diff = float(np.abs(out[:batch] - in_memory).max())
-        with open(st.staged_prefix + '-symbol.json') as f:
-            casts = sum(1 for n in json.load(f)['nodes'] if n['op'] in ('amp_cast', 'amp_multicast'))
+        casts = sum(1 for n in _graph_nodes(st.staged_prefix + '-symbol.json')
+                    if n['op'] in ('amp_cast', 'amp_multicast'))
         scale = float(np.abs(ref).max())
         diff = float(np.abs(out - ref).max())
         agree = _top1_agreement(out, ref)

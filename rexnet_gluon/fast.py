@@ -313,7 +313,7 @@ class FastReXNet(HybridBlock):
             # A graph built for micro_batch images must refuse other shapes: fed a batch of 2, the exported graph
             # corrupted the heap in MXNet 1.9.1 (and its reshape silently truncates). reshape_like fails shape
             # inference, cleanly, before anything runs; it costs one small memset.
-            y = F.reshape_like(x, F.zeros(shape=(self.micro_batch, 3) + tuple(self.input_size)))
+            y = F.reshape_like(x, F.zeros(shape=(self.micro_batch, 3) + self.input_size))
         block_in = None
         for s in self._plan:
             kind = s['kind']

@@ -332,8 +332,8 @@ def _script(*args, cwd):
 
 
 def test_cli_symbol_onnx_bf16_fast(params_file, tmp_path):
-    proc = _script('--model', 'rexnet_1.0x', '--params', params_file, '--format', 'symbol,onnx', '--format', 'bf16,fast',
-                   '--input-size', str(SIZE), '--num-eval', '100', '--output', 'out/rexnet', cwd=str(tmp_path))
+    proc = _script('--model', 'rexnet_1.0x', '--params', params_file, '--format', 'symbol,onnx',
+                   '--format', 'bf16,fast', '--input-size', str(SIZE), '--num-eval', '100', '--output', 'out/rexnet', cwd=str(tmp_path))
     print(proc.stdout)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert 'Traceback' not in proc.stderr
