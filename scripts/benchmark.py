@@ -10,7 +10,7 @@ its own); the parent only schedules and aggregates. A child waits for the machin
 and warms up. Then, by default, the parent times the configurations of one width and batch in interleaved rounds:
 each round asks every child for one repeat of ``--iters`` forward passes (MXNet: until ``wait_to_read``; PyTorch:
 ``torch.no_grad`` + eval), in an order rotated from round to round. On a shared machine whose speed drifts over
-minutes (seen here: the same process configuration at 100 or 135 img/s an hour apart, for MXNet and PyTorch alike)
+minutes (seen here within one hour: the fast path's batch-1 median from 96 to 139 img/s, timm's from 52 to 76)
 this keeps the comparison fair: the ratios are the medians of the per-round ratios. ``--sequential`` times one
 configuration after the other instead (one process alive at a time). Reported: median / min / max img/s. Repeats
 during which other processes used more than ``--max-foreign`` of the CPUs are re-run after a wait (at most twice
