@@ -9,7 +9,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # run from a checkout too
 
-from rexnet_gluon.convert_cli import main  # noqa: E402
+from rexnet_gluon.convert.cli import main  # noqa: E402
 
 if __name__ == '__main__':
     sys.exit(main())

@@ -13,9 +13,9 @@ import sys
 
 # (name, module, one-line help)
 COMMANDS = [
-    ('predict', 'rexnet_gluon.predict', 'classify image files, print the top-k classes per image'),
-    ('models', 'rexnet_gluon.zoo', 'list the model zoo: parameters, MACs, reported accuracy, weight source'),
-    ('export', 'rexnet_gluon.export', 'export for deployment (MXNet symbol, ONNX, INT8, bfloat16) and verify it'),
+    ('predict', 'rexnet_gluon.deploy.predict', 'classify image files, print the top-k classes per image'),
+    ('models', 'rexnet_gluon.zoo.cli', 'list the model zoo: parameters, MACs, reported accuracy, weight source'),
+    ('export', 'rexnet_gluon.deploy.export', 'export for deployment (MXNet symbol, ONNX, INT8, bfloat16) and verify it'),
 ]
 
 
@@ -32,7 +32,7 @@ def build_parser():
 
 
 def main(argv=None):
-    from rexnet_gluon.predict import quiet_warnings
+    from rexnet_gluon.utils.quiet import quiet_warnings
     quiet_warnings()
     args = build_parser().parse_args(argv)
     module = importlib.import_module(args._module)

@@ -22,11 +22,11 @@ Configurations (``--configs``, default: all but timm_compile, which ``--torch-co
 mx_imperative       ReXNet, no hybridize
 mx_hybrid           hybridize(static_alloc=True, static_shape=True)
 mx_fused            + net.optimize_for(x, backend='MKLDNN') (oneDNN subgraph fusion)
-mx_fast             rexnet_gluon.fast.prepare(net) with fast.RECOMMENDED_ENV (NaiveEngine, no op tuning)
+mx_fast             rexnet_gluon.deploy.fast.prepare(net) with fast.RECOMMENDED_ENV (NaiveEngine, no op tuning)
 mx_fast_threaded    the same graph with MXNet's default engine and environment
 mx_bf16             mx.contrib.amp.convert_hybrid_block(net, 'bfloat16'), hybridized
 mx_int8             mx.contrib.quantization.quantize_net(net, quantized_dtype='int8', calib_mode='naive')
-mx_fast_int8        rexnet_gluon.fast.quantize(fast graph), int8, naive calibration
+mx_fast_int8        rexnet_gluon.deploy.fast.quantize(fast graph), int8, naive calibration
 timm_eager          timm rexnet_100-style model (same width), eval, NCHW
 timm_cl             the same, channels_last
 timm_compile        torch.compile (inductor) of the NCHW model
@@ -140,7 +140,7 @@ def _generated_images(n, size, seed):
 def _mx_net(width, seed=0):
     import mxnet as mx
     from rexnet_gluon.model import ReXNetV1, ReXNetV1Lite
-    from rexnet_gluon.parity import randomize_gluon_
+    from rexnet_gluon.convert.parity import randomize_gluon_
     lite, w = _parse_width(width)
     net = ReXNetV1Lite(w) if lite else ReXNetV1(w)
     net.initialize(ctx=mx.cpu())

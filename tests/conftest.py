@@ -5,7 +5,8 @@ import sys
 
 import pytest
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from helpers import REPO  # noqa: E402  (conftest's folder is on sys.path: pytest's default import mode)
+
 TRAINED_SIZE = 64
 
 
@@ -15,7 +16,6 @@ def trained_shapes(tmp_path_factory):
     tests/datasets.py at 64 px: the stand-in for a trained network where random weights say nothing (INT8
     agreement). 800 training images (calibration draws from these), 1000 held-out validation images.
     Returns dict(params, train, val, size, log: the lines of the training metrics CSV)."""
-    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     from datasets import make_shapes_dataset
     root = tmp_path_factory.mktemp('trained_shapes')
     data = root / 'shapes'

@@ -1,0 +1,221 @@
+"""Image predictor: ``load_image`` preprocessing, ``predict`` and ``python -m rexnet_gluon predict``.
+
+Weights are a seeded random PyTorch ReXNet 1.0x (non-trivial BN statistics) saved with torch.save and
+converted to .params, so the 1000-class net carries ImageNet names like a pretrained one. No network.
+"""
+import os
+import re
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip('torch')
+
+import mxnet as mx  # noqa: E402
+from PIL import Image, ImageDraw  # noqa: E402
+
+from rexnet_gluon.deploy.predict import ImageLoadError, load_image, predict  # noqa: E402
+from rexnet_gluon.zoo import get_model, get_model_info, get_model_list  # noqa: E402
+
+from helpers import REPO  # noqa: E402
+ROW = re.compile(r'^\s+(\d+)\s+([\d.]+)%\s+(\d+)\s+(\S.*)$')
+
+
+@pytest.fixture(scope='module')
+def weights(tmp_path_factory):
+    """(.pth, .params) of a random ReXNet 1.0x, 1000 classes."""
+    from rexnet_gluon.convert import convert_checkpoint, save_params, spec_from_name
+    from rexnet_gluon.convert.torch_reference import randomize_, reference_model
+    folder = tmp_path_factory.mktemp('weights')
+    ref = randomize_(reference_model(spec_from_name('rexnet_1.0x'), 1000), seed=21)
+    pth = str(folder / 'rexnet_1.0x-random.pth')
+    torch.save(ref.state_dict(), pth)
+    params = save_params(convert_checkpoint(pth, model='rexnet_1.0x')[0], str(folder / 'rexnet_1.0x-random.params'))
+    return pth, params
+
+
+@pytest.fixture(scope='module')
+def images(tmp_path_factory):
+    """Landscape JPEG, portrait PNG with alpha, grayscale PNG: 300x200 / 200x300 with shapes drawn."""
+    folder = tmp_path_factory.mktemp('images')
+    out = []
+    specs = [('shapes.jpg', 'RGB', (300, 200)), ('portrait.png', 'RGBA', (200, 300)), ('gray.png', 'L', (300, 200))]
+    for i, (name, mode, size) in enumerate(specs):
+        rs = np.random.RandomState(i)
+        img = Image.new('RGB', size, tuple(int(v) for v in rs.randint(0, 255, 3)))
+        draw = ImageDraw.Draw(img)
+        for _ in range(6):
+            x0, y0 = rs.randint(0, size[0] - 40), rs.randint(0, size[1] - 40)
+            box = (x0, y0, x0 + rs.randint(20, 120), y0 + rs.randint(20, 120))
+            colour = tuple(int(v) for v in rs.randint(0, 255, 3))
+            (draw.ellipse if rs.rand() < 0.5 else draw.rectangle)(box, fill=colour)
+        draw.line((0, 0, size[0], size[1]), fill=(255, 255, 255), width=5)
+        path = str(folder / name)
+        img.convert(mode).save(path)
+        out.append(path)
+    return out
+
+
+def _manual(path, resize, crop, mean, std, resample):
+    """The evaluation transform written out with numpy slicing (independent of load_image's code)."""
+    img = Image.open(path).convert('RGB')
+    w, h = img.size
+    scale = resize / min(w, h)
+    size = (resize, int(h * scale)) if w <= h else (int(w * scale), resize)
+    arr = np.asarray(img.resize(size, resample), dtype=np.float64) / 255.0
+    top, left = int(round((arr.shape[0] - crop) / 2)), int(round((arr.shape[1] - crop) / 2))
+    arr = arr[top:top + crop, left:left + crop]
+    return ((arr - np.array(mean)) / np.array(std)).transpose(2, 0, 1)[None]
+
+
+def test_load_image_matches_numpy(images):
+    pp = get_model_info('rexnet_1.0x').preprocess
+    assert (pp['resize'], pp['crop'], pp['interpolation']) == (256, 224, 'bicubic')
+    x = load_image(images[0], pp)
+    assert isinstance(x, mx.nd.NDArray) and x.shape == (1, 3, 224, 224) and x.dtype == np.float32
+    want = _manual(images[0], 256, 224, pp['mean'], pp['std'], Image.BICUBIC)
+    assert np.abs(x.asnumpy() - want).max() < 1e-5
+    # Normalised values: ((0..1) - mean) / std lies within these bounds for every channel.
+    lo = (0 - np.array(pp['mean'])) / np.array(pp['std'])
+    hi = (1 - np.array(pp['mean'])) / np.array(pp['std'])
+    per_channel = x.asnumpy()[0].reshape(3, -1)
+    assert np.all(per_channel.min(1) >= lo - 1e-6) and np.all(per_channel.max(1) <= hi + 1e-6)
+
+
+def test_load_image_portrait_alpha_and_bilinear(images):
+    pp = dict(mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25), input_size=64, resize=73, crop=64, crop_pct=0.875,
+              interpolation='bilinear')
+    for path in images[1:]:
+        x = load_image(path, pp).asnumpy()
+        assert x.shape == (1, 3, 64, 64)
+        assert np.abs(x - _manual(path, 73, 64, pp['mean'], pp['std'], Image.BILINEAR)).max() < 1e-5
+    gray = load_image(images[2], pp).asnumpy()[0]
+    assert np.array_equal(gray[0], gray[1]) and np.array_equal(gray[1], gray[2])   # L -> RGB replicates
+
+
+def test_load_image_errors_name_the_file(tmp_path):
+    pp = get_model_info('rexnet_1.0x').preprocess
+    missing = str(tmp_path / 'nope.jpg')
+    with pytest.raises(ImageLoadError, match=re.escape(missing)):
+        load_image(missing, pp)
+    text = tmp_path / 'notes.jpg'
+    text.write_text('this is not a JPEG')
+    with pytest.raises(ImageLoadError, match=re.escape(str(text))) as err:
+        load_image(str(text), pp)
+    assert isinstance(err.value, ValueError) and 'not an image' in str(err.value)
+    truncated = tmp_path / 'truncated.png'
+    Image.new('RGB', (300, 200), (10, 200, 30)).save(truncated)
+    truncated.write_bytes(truncated.read_bytes()[:60])
+    with pytest.raises(ImageLoadError, match=re.escape(str(truncated))):
+        load_image(str(truncated), pp)
+
+
+def test_predict_api(weights, images):
+    net = get_model('rexnet_1.0x', pretrained=weights[1])
+    batch = mx.nd.concat(*[load_image(p, net.preprocess) for p in images], dim=0)
+    results = predict(net, batch, topk=5)
+    assert len(results) == 3
+    logits = net(batch).asnumpy()
+    for res, row in zip(results, logits):
+        assert len(res) == 5
+        idx, name, prob = res[0]
+        assert idx == int(row.argmax()) and name == net.classes_long[idx]
+        probs = [p for _, _, p in res]
+        assert probs == sorted(probs, reverse=True) and 0 < sum(probs) <= 1 + 1e-6
+        exp = np.exp(row - row.max())
+        assert abs(prob - exp.max() / exp.sum()) < 1e-5
+    # Paths work too (net.preprocess), and a net without class names falls back to 'class N'.
+    assert predict(net, images[:1], topk=2)[0][0][0] == results[0][0][0]
+    bare = get_model('rexnet_1.0x', classes=7)
+    bare.initialize()
+    top = predict(bare, batch[:1], topk=10)[0]
+    assert len(top) == 7 and all(name == 'class %d' % i for i, name, _ in top)
+    with pytest.raises(ValueError):
+        predict(net, batch, topk=0)
+
+
+def _cli(*args, cwd=REPO, env=None):
+    full_env = dict(os.environ, PYTHONPATH=REPO + os.pathsep + os.environ.get('PYTHONPATH', ''))
+    full_env.update(env or {})
+    return subprocess.run([sys.executable, '-m', 'rexnet_gluon'] + list(args), cwd=cwd, env=full_env,
+                          capture_output=True, text=True, timeout=300)
+
+
+def _tables(stdout, paths):
+    """{path: [(rank, percent, index, name)]} parsed from the CLI's output."""
+    tables, current = {}, None
+    for line in stdout.splitlines():
+        if line.strip() in paths:
+            current = tables.setdefault(line.strip(), [])
+            continue
+        m = ROW.match(line)
+        if m and current is not None:
+            current.append((int(m.group(1)), float(m.group(2)), int(m.group(3)), m.group(4)))
+    return tables
+
+
+def test_cli_predict(weights, images, tmp_path):
+    proc = _cli('predict', *images, '--model', 'rexnet_1.0x', '--params', weights[1])
+    assert proc.returncode == 0, proc.stderr
+    assert 'Traceback' not in proc.stderr
+    tables = _tables(proc.stdout, images)
+    assert set(tables) == set(images), proc.stdout
+    net = get_model('rexnet_1.0x', pretrained=weights[1])
+    for path in images:
+        rows = tables[path]
+        assert [r[0] for r in rows] == [1, 2, 3, 4, 5]
+        percents = [r[1] for r in rows]
+        assert percents == sorted(percents, reverse=True)
+        assert sum(percents) <= 100.0 + 5 * 0.005          # five values printed to 0.01 %
+        top1 = int(net(load_image(path, net.preprocess)).asnumpy().argmax())
+        assert rows[0][2] == top1
+        assert rows[0][3] == net.classes_long[top1]
+    # A PyTorch checkpoint given to --params is converted on the fly: same predictions.
+    proc_pth = _cli('predict', images[0], '--model', 'rexnet_1.0x', '--params', weights[0], '--topk', '3')
+    assert proc_pth.returncode == 0, proc_pth.stderr
+    rows = _tables(proc_pth.stdout, images[:1])[images[0]]
+    assert [r[2] for r in rows] == [r[2] for r in tables[images[0]][:3]]
+
+
+def test_cli_bad_input(weights, images, tmp_path):
+    missing = str(tmp_path / 'missing.jpg')
+    proc = _cli('predict', images[0], missing, '--model', 'rexnet_1.0x', '--params', weights[1])
+    assert proc.returncode == 2
+    assert missing in proc.stderr and proc.stderr.startswith('error: ') and 'Traceback' not in proc.stderr
+
+    not_image = tmp_path / 'readme.png'
+    not_image.write_text('hello')
+    proc = _cli('predict', str(not_image), '--model', 'rexnet_1.0x', '--params', weights[1])
+    assert proc.returncode == 2 and str(not_image) in proc.stderr and 'Traceback' not in proc.stderr
+
+    proc = _cli('predict', images[0], '--model', 'rexnet_9.9x', '--params', weights[1])
+    assert proc.returncode == 2 and 'rexnet_9.9x' in proc.stderr
+    assert all(name in proc.stderr for name in get_model_list()), proc.stderr
+
+    proc = _cli('predict', images[0], '--model', 'rexnet_1.0x', '--params', str(tmp_path / 'none.params'))
+    assert proc.returncode == 2 and 'none.params' in proc.stderr and 'Traceback' not in proc.stderr
+
+    if mx.context.num_gpus() == 0:
+        proc = _cli('predict', images[0], '--model', 'rexnet_1.0x', '--params', weights[1], '--gpu', '0')
+        assert proc.returncode == 2 and '--gpu 0' in proc.stderr and 'Traceback' not in proc.stderr
+
+    proc = _cli('predict', images[0], '--model', 'rexnet_1.0x', '--pretrained', '--params', weights[1])
+    assert proc.returncode == 2 and 'not allowed with' in proc.stderr
+
+
+def test_cli_default_weights_offline(images, tmp_path, monkeypatch, capsys):
+    """Without --params the published weights are used; offline, the zoo's error is printed, exit 2."""
+    import rexnet_gluon.zoo.download as download
+    from rexnet_gluon.__main__ import main
+
+    def offline(*args, **kwargs):
+        raise download.DownloadError('could not fetch any of 4 candidate URL(s): Name or service not known')
+
+    monkeypatch.setenv('MXNET_HOME', str(tmp_path / 'mxnet_home'))
+    monkeypatch.setattr(download, 'fetch_first', offline)
+    assert main(['predict', images[0], '--model', 'rexnet_1.0x']) == 2
+    err = capsys.readouterr().err
+    assert err.startswith('error: could not fetch pretrained weights for rexnet_1.0x')
+    assert 'pretrained=' in err and 'Traceback' not in err

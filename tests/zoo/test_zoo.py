@@ -1,0 +1,233 @@
+"""Pretrained weights one call away: download, convert, verify, cache -- against a server on 127.0.0.1.
+
+The checkpoints are random-weight PyTorch models saved in the real file formats of each source.
+"""
+import glob
+import hashlib
+import http.server
+import os
+import re
+import socket
+import subprocess
+import sys
+import textwrap
+import threading
+
+import mxnet as mx
+import numpy as np
+import pytest
+
+import rexnet_gluon
+from rexnet_gluon import zoo
+from rexnet_gluon.zoo import weights
+from rexnet_gluon.convert import spec_from_name
+from rexnet_gluon.zoo.download import DownloadError
+
+torch = pytest.importorskip('torch')
+from rexnet_gluon.convert.torch_reference import randomize_, reference_model, state_dict_in_layout  # noqa: E402
+
+from helpers import REPO as ROOT  # noqa: E402
+
+
+class Server:
+    """Serves ``files`` (path -> bytes); ``/drop/...`` paths send half the body and hang up."""
+
+    def __init__(self):
+        self.files, self.hits = {}, []
+        server = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *a):
+                pass
+
+            def do_GET(self):
+                server.hits.append(self.path)
+                data = server.files.get(self.path.replace('/drop', '', 1))
+                if data is None:
+                    return self.send_error(404)
+                self.send_response(200)
+                self.send_header('Content-Length', str(len(data)))
+                self.end_headers()
+                if self.path.startswith('/drop'):
+                    self.wfile.write(data[:len(data) // 2])
+                    self.wfile.flush()
+                    self.connection.shutdown(socket.SHUT_RDWR)
+                else:
+                    self.wfile.write(data)
+
+        self.httpd = http.server.ThreadingHTTPServer(('127.0.0.1', 0), Handler)
+        self.url = 'http://127.0.0.1:%d' % self.httpd.server_address[1]
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture(scope='module')
+def checkpoint():
+    """A random timm-layout rexnet_1.0x checkpoint (zip .pth), its bytes, sha256 and reference logits."""
+    spec = spec_from_name('rexnet_1.0x')
+    ref = randomize_(reference_model(spec), seed=11)
+    import io
+    buf = io.BytesIO()
+    torch.save(state_dict_in_layout(ref, spec, 1000, 'timm'), buf)
+    x = np.random.RandomState(0).standard_normal((2, 3, 64, 64)).astype('float32')
+    with torch.no_grad():
+        logits = ref(torch.from_numpy(x)).numpy()
+    data = buf.getvalue()
+    return dict(data=data, sha256=hashlib.sha256(data).hexdigest(), x=x, logits=logits)
+
+
+@pytest.fixture
+def server():
+    s = Server()
+    yield s
+    s.close()
+
+
+@pytest.fixture
+def home(tmp_path, monkeypatch):
+    monkeypatch.setenv('MXNET_HOME', str(tmp_path / 'mxhome'))
+    monkeypatch.setattr(weights, 'DOWNLOAD_BACKOFF', 0.0)
+    monkeypatch.setattr(weights, 'DOWNLOAD_RETRIES', 2)
+    return tmp_path / 'mxhome' / 'models'
+
+
+def point_sources(monkeypatch, sources):
+    monkeypatch.setattr(zoo.MODELS['rexnet_1.0x'], 'sources', sources)
+
+
+def release_source(server, checkpoint, sha=None, drop=False):
+    sha8 = checkpoint['sha256'][:8]
+    name = 'rexnetv1_100-%s.pth' % sha8
+    server.files['/release/' + name] = checkpoint['data']
+    return dict(url=server.url + ('/drop' if drop else '') + '/release/' + name, filename=name,
+                sha256=sha or sha8)
+
+
+def test_download_convert_cache_then_offline(server, checkpoint, home, monkeypatch):
+    point_sources(monkeypatch, [release_source(server, checkpoint)])
+    net = rexnet_gluon.get_model('rexnet_1.0x', pretrained=True, root='/ignored/because/MXNET_HOME/is/set')
+    got = net(mx.nd.array(checkpoint['x'])).asnumpy()
+    assert np.abs(got - checkpoint['logits']).max() < 1e-4 * max(1, np.abs(got).max() / 15)
+    assert len(net.classes) == 1000 and net.synset[0] == 'n01440764' and 'tench' in net.classes_long[0]
+    cached = glob.glob(str(home / '*.params'))
+    assert len(cached) == 1
+    m = re.match(r'rexnet_1\.0x-([0-9a-f]{8})\.params$', os.path.basename(cached[0]))
+    assert m and hashlib.sha1(open(cached[0], 'rb').read()).hexdigest().startswith(m.group(1))
+    assert not os.path.exists(home / 'downloads' / os.path.basename(zoo.MODELS['rexnet_1.0x'].sources[0]['filename']))
+    hits = len(server.hits)
+    server.close()                                    # the network is gone: the cache must do
+    again = rexnet_gluon.get_model('rexnet_1.0x', pretrained=True)
+    assert np.array_equal(again(mx.nd.array(checkpoint['x'])).asnumpy(), got)
+    assert len(server.hits) == hits == 1
+
+
+def test_damaged_cache_file_is_replaced(server, checkpoint, home, monkeypatch):
+    point_sources(monkeypatch, [release_source(server, checkpoint)])
+    path = zoo.pretrained_file('rexnet_1.0x', progress=False)
+    with open(path, 'r+b') as f:                      # flip bytes: the content no longer matches the name
+        f.seek(200)
+        f.write(b'\0' * 16)
+    again = zoo.pretrained_file('rexnet_1.0x', progress=False)
+    assert again == path and len(server.hits) == 2
+    assert hashlib.sha1(open(again, 'rb').read()).hexdigest().startswith(os.path.basename(again)[12:20])
+
+
+def test_hash_mismatch_removes_file_and_names_urls(server, checkpoint, home, monkeypatch):
+    point_sources(monkeypatch, [release_source(server, checkpoint, sha='deadbeef')])
+    with pytest.raises(DownloadError) as err:
+        rexnet_gluon.get_model('rexnet_1.0x', pretrained=True)
+    msg = str(err.value)
+    assert server.url + '/release/' in msg and 'deadbeef' in msg and 'pt2mx.py' in msg
+    assert not glob.glob(str(home / '*.params'))
+    assert not [f for f in os.listdir(home / 'downloads') if not f.endswith('.lock')]
+
+
+def test_dropped_connection_retries_then_clean_error(server, checkpoint, home, monkeypatch):
+    point_sources(monkeypatch, [release_source(server, checkpoint, drop=True)])
+    with pytest.raises(DownloadError) as err:
+        zoo.pretrained_file('rexnet_1.0x', progress=False)
+    assert len(server.hits) == weights.DOWNLOAD_RETRIES == 2
+    assert '/drop/release/' in str(err.value)
+    leftovers = [f for f in os.listdir(home / 'downloads') if not f.endswith('.lock')]
+    assert leftovers == [] and not glob.glob(str(home / '*.params'))
+
+
+def test_offline_error_lists_every_url_and_falls_back(server, checkpoint, home, monkeypatch):
+    dead = 'http://127.0.0.1:9/none.pth'              # port 9 (discard) is closed here
+    point_sources(monkeypatch, [dict(url=dead, filename='none.pth', sha256=None),
+                                dict(url=server.url + '/hf/model.safetensors', filename='m.safetensors',
+                                     sha256=None)])
+    with pytest.raises(DownloadError) as err:
+        zoo.pretrained_file('rexnet_1.0x', progress=False)
+    assert dead in str(err.value) and server.url + '/hf/model.safetensors' in str(err.value)
+    # With the second source up (safetensors, as on the HF hub), the fallback succeeds.
+    from safetensors.torch import save_file
+    spec = spec_from_name('rexnet_1.0x')
+    tmp = str(home.parent / 'm.safetensors')
+    save_file(dict(randomize_(reference_model(spec), seed=3).state_dict()), tmp)
+    server.files['/hf/model.safetensors'] = open(tmp, 'rb').read()
+    assert zoo.pretrained_file('rexnet_1.0x', progress=False).endswith('.params')
+
+
+def test_two_processes_download_once(server, checkpoint, home, monkeypatch, tmp_path):
+    source = release_source(server, checkpoint)
+    script = textwrap.dedent('''
+        import sys, rexnet_gluon
+        from rexnet_gluon import zoo
+        zoo.MODELS['rexnet_1.0x'].sources = [%r]
+        print(zoo.pretrained_file('rexnet_1.0x', progress=False))
+    ''' % source)
+    env = dict(os.environ, PYTHONPATH=ROOT, PYTHONWARNINGS='ignore')
+    procs = [subprocess.Popen([sys.executable, '-c', script], env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    outs = [p.communicate(timeout=300) for p in procs]
+    assert all(p.returncode == 0 for p in procs), [o[1][-1500:] for o in outs]
+    paths = {o[0].strip().splitlines()[-1] for o in outs}
+    assert len(paths) == 1 and os.path.exists(paths.pop())
+    assert len(server.hits) == 1
+
+
+def test_pretrained_local_file_and_fine_tune_classes(checkpoint, tmp_path, home):
+    path = tmp_path / 'mine.pth'
+    path.write_bytes(checkpoint['data'])
+    net = rexnet_gluon.get_model('rexnet_1.0x', pretrained=str(path))
+    got = net(mx.nd.array(checkpoint['x'])).asnumpy()
+    assert np.abs(got - checkpoint['logits']).max() < 1e-4 * max(1, np.abs(got).max() / 15)
+    params = str(tmp_path / 'mine.params')
+    net.save_parameters(params)
+    assert np.array_equal(rexnet_gluon.get_model('rexnet_1.0x', pretrained=params)(mx.nd.array(checkpoint['x']))
+                          .asnumpy(), got)
+    # Fine-tuning: 10 classes keep the pretrained body and get a fresh head.
+    ft = rexnet_gluon.get_model('rexnet_1.0x', pretrained=str(path), classes=10)
+    assert ft.output[1].weight.shape == (10, 1280, 1, 1)
+    assert np.array_equal(ft.features[0].weight.data().asnumpy(), net.features[0].weight.data().asnumpy())
+    assert not hasattr(ft, 'synset')
+    with pytest.raises(FileNotFoundError, match='no such file'):
+        rexnet_gluon.get_model('rexnet_1.0x', pretrained=str(tmp_path / 'absent.pth'))
+    from rexnet_gluon.convert import ConversionError
+    with pytest.raises(ConversionError, match='rexnet_1.3x'):       # a 1.0x file asked to be a 1.3x
+        rexnet_gluon.get_model('rexnet_1.3x', pretrained=str(path))
+
+
+def test_gluoncv_get_model_pretrained_with_torch_imported_first(server, checkpoint, home):
+    source = release_source(server, checkpoint)
+    code = textwrap.dedent('''
+        import torch, numpy as np, mxnet as mx
+        import rexnet_gluon
+        from rexnet_gluon import zoo
+        zoo.MODELS['rexnet_1.0x'].sources = [%r]
+        import gluoncv
+        net = gluoncv.model_zoo.get_model('rexnet_1.0x', pretrained=True)
+        x = mx.nd.array(np.load(%r))
+        print('LOGIT0', float(net(x)[0, 0].asscalar()), len(net.classes))
+    ''' % (source, str(home.parent / 'x.npy')))
+    os.makedirs(str(home.parent), exist_ok=True)
+    np.save(str(home.parent / 'x.npy'), checkpoint['x'])
+    env = dict(os.environ, PYTHONPATH=ROOT, PYTHONWARNINGS='ignore')
+    res = subprocess.run([sys.executable, '-c', code], env=env, capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr[-2000:]
+    logit0, n = re.search(r'LOGIT0 (\S+) (\d+)', res.stdout).groups()
+    assert abs(float(logit0) - checkpoint['logits'][0, 0]) < 1e-3 and n == '1000'
