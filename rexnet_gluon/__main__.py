@@ -15,7 +15,8 @@ import sys
 COMMANDS = [
     ('predict', 'rexnet_gluon.deploy.predict', 'classify image files, print the top-k classes per image'),
     ('models', 'rexnet_gluon.zoo.cli', 'list the model zoo: parameters, MACs, reported accuracy, weight source'),
-    ('export', 'rexnet_gluon.deploy.export', 'export for deployment (MXNet symbol, ONNX, INT8, bfloat16) and verify it'),
+    ('export', 'rexnet_gluon.deploy.export.cli',
+     'export for deployment (MXNet symbol, ONNX, INT8, bfloat16) and verify it'),
 ]
 
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Export a ReXNet for deployment and verify the export (logic: rexnet_gluon/export.py).
+"""Export a ReXNet for deployment and verify the export (logic: rexnet_gluon/deploy/export/).
 
     python scripts/export.py --model rexnet_1.0x --params rexnet_1.0x.params --format onnx
     python scripts/export.py --model rexnet_1.0x --format symbol,onnx,int8,bf16 --output deploy/rexnet_1.0x

@@ -13,7 +13,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # run from a checkout too
 
-from rexnet_gluon.train.training import finetune_main  # noqa: E402
+from rexnet_gluon.train import finetune_main  # noqa: E402
 
 if __name__ == '__main__':
     sys.exit(finetune_main())

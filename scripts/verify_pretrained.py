@@ -11,7 +11,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # run from a checkout too
 
-from rexnet_gluon.train.training import verify_main  # noqa: E402
+from rexnet_gluon.train import verify_main  # noqa: E402
 
 if __name__ == '__main__':
     sys.exit(verify_main())

@@ -3,7 +3,7 @@ import contextlib
 import os
 import tempfile
 
-__all__ = ['atomic_path']
+__all__ = ['atomic_path', 'atomic_write', 'atomic_write_text']
 
 
 def _umask():
@@ -28,3 +28,19 @@ def atomic_path(path, suffix='.tmp'):
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
+
+
+def atomic_write(path, write):
+    """``write(tmp_path)``, then fsync and rename over ``path``: a reader never sees a half-written file."""
+    with atomic_path(path) as tmp:
+        write(tmp)
+        with open(tmp, 'rb+') as f:
+            os.fsync(f.fileno())
+
+
+def atomic_write_text(path, text):
+    """:func:`atomic_write` of a text."""
+    def write(tmp):
+        with open(tmp, 'w') as f:
+            f.write(text)
+    atomic_write(path, write)

@@ -1,4 +1,4 @@
-"""Deployment exports (rexnet_gluon/export.py, scripts/export.py): symbol, ONNX, INT8, bfloat16, fast, atomic
+"""Deployment exports (rexnet_gluon/deploy/export/, scripts/export.py): symbol, ONNX, INT8, bfloat16, fast, atomic
 writes.
 
 The network is ReXNet 1.0x with seeded random weights and non-trivial BN statistics (a randomized PyTorch
@@ -28,6 +28,7 @@ ort = pytest.importorskip('onnxruntime')
 import mxnet as mx  # noqa: E402
 
 import rexnet_gluon.deploy.export as ex  # noqa: E402
+from rexnet_gluon.deploy.export import mxnet_formats, onnx_format, staging  # noqa: E402
 from rexnet_gluon.zoo import get_model, get_model_list  # noqa: E402
 
 from helpers import REPO  # noqa: E402
@@ -132,7 +133,7 @@ def test_onnx_falls_back_to_opset_13(net, tmp_path, monkeypatch):
     """If the default opset fails (as F.mean -> ReduceMean does at opset >= 18), the export is retried with
     the opset pinned to 13, and onnx's functions are restored afterwards."""
     import onnx.checker
-    real = ex._onnx_convert
+    real = onnx_format._onnx_convert
     seen = []
 
     def picky(sym_prefix, onnx_path, size):
@@ -142,7 +143,7 @@ def test_onnx_falls_back_to_opset_13(net, tmp_path, monkeypatch):
         return real(sym_prefix, onnx_path, size)
 
     default_opset, default_ctx = onnx.defs.onnx_opset_version(), onnx.checker.DEFAULT_CONTEXT.opset_imports
-    monkeypatch.setattr(ex, '_onnx_convert', picky)
+    monkeypatch.setattr(onnx_format, '_onnx_convert', picky)
     rep = ex.export_onnx(net, str(tmp_path / 'r'), size=SIZE, preprocess=_pp(net))
     assert rep.ok, rep.summary()
     assert seen == [default_opset, 13] and rep.figures['opset'] == 13
@@ -285,7 +286,7 @@ def test_failure_after_symbol_files_are_staged_leaves_nothing(net, tmp_path, mon
         assert os.path.exists(prefix + '-0000.params')          # the files were written (in staging)
         raise OSError('injected failure while verifying')
 
-    monkeypatch.setattr(ex, '_imports', broken)
+    monkeypatch.setattr(mxnet_formats, 'load_exported', broken)   # as export_symbol looks it up
     with pytest.raises(OSError, match='injected'):
         ex.export_symbol(net, str(tmp_path / 'rexnet'), size=SIZE, preprocess=_pp(net))
     assert _outputs(tmp_path) == []
@@ -305,7 +306,7 @@ def test_failure_while_publishing_restores_previous_files(net, tmp_path, monkeyp
             raise OSError('injected failure on the second file')
         return real_replace(src, dst)
 
-    monkeypatch.setattr(ex.os, 'replace', flaky)
+    monkeypatch.setattr(staging.os, 'replace', flaky)
     with pytest.raises(OSError, match='second file'):
         ex.export_symbol(net, prefix, size=SIZE, preprocess=_pp(net))
     monkeypatch.undo()

@@ -1,6 +1,6 @@
 """rexnet_gluon.deploy.fast: the fast inference graph equals the plain network; INT8 agreement; benchmark smoke run.
 
-Speed is measured by scripts/benchmark.py and never asserted here.
+Speed is measured by scripts/benchmark.py (rexnet_gluon/deploy/benchmark/) and never asserted here.
 """
 import json
 import os
@@ -187,7 +187,7 @@ def test_recommended_environment_is_reported():
 
 
 def _generated(n, seed, size=SIZE):
-    """Smooth random patterns plus pixel noise (as scripts/benchmark.py generates its calibration images)."""
+    """Smooth random patterns plus pixel noise (as the benchmark's child generates its calibration images)."""
     rs = np.random.RandomState(seed)
     lo = mx.nd.array(rs.rand(n, 3, 7, 7))
     img = mx.nd.contrib.BilinearResize2D(lo, height=size, width=size).asnumpy()
@@ -263,22 +263,18 @@ def test_benchmark_smoke_run(tmp_path, mode):
 def test_benchmark_interleaves_and_survives_a_failing_configuration():
     """Interleaved rounds: each child answers one repeat per round; a child that fails while building is reported
     as an error and the others still finish with one rate per round."""
-    sys.path.insert(0, os.path.join(REPO, 'scripts'))
-    try:
-        import benchmark
-    finally:
-        sys.path.pop(0)
+    from rexnet_gluon.deploy.benchmark import child, report, runner
     args = dict(repeats=3, iters=2, warmup=1, size=SIZE, calib=4, threads=1, max_foreign=0.1, wait_quiet=False)
     jobs = [dict(config='mx_hybrid', width='0.5', batch=1, args=args),
             dict(config='mx_no_such_configuration', width='0.5', batch=1, args=args),
             dict(config='mx_fast', width='0.5', batch=1, args=args)]
-    envs = [{}, {}, dict(benchmark.FAST_ENV)]
-    ok, bad, fast_r = benchmark._run_interleaved(jobs, 1, envs, 3, timeout=300)
+    envs = [{}, {}, dict(child.FAST_ENV)]
+    ok, bad, fast_r = runner.run_interleaved(jobs, 1, envs, 3, timeout=300)
     assert bad['ok'] is False and 'mx_no_such_configuration' in bad['error']
     for r in (ok, fast_r):
         assert r['ok'] and len(r['rates']) == 3 and r['min'] <= r['median'] <= r['max']
     for r in (ok, fast_r):
         r['interleaved'] = True
-    paired = benchmark.speed_ratio(fast_r, ok)
+    paired = report.speed_ratio(fast_r, ok)
     q = sorted(a / b for a, b in zip(fast_r['rates'], ok['rates']))
     assert paired == q[1]

@@ -16,7 +16,8 @@ torch = pytest.importorskip('torch')
 import mxnet as mx  # noqa: E402
 from PIL import Image, ImageDraw  # noqa: E402
 
-from rexnet_gluon.deploy.predict import ImageLoadError, load_image, predict  # noqa: E402
+from rexnet_gluon.deploy.images import ImageLoadError, load_image  # noqa: E402
+from rexnet_gluon.deploy.predict import predict  # noqa: E402
 from rexnet_gluon.zoo import get_model, get_model_info, get_model_list  # noqa: E402
 
 from helpers import REPO  # noqa: E402

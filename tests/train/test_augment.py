@@ -1,4 +1,5 @@
-"""RandAugment / RandomErasing (rexnet_gluon.train.augment) against timm's, on real drawn images, and in a Gluon pipeline."""
+"""RandAugment / RandomErasing (rexnet_gluon.train.data.augment) against timm's, on real drawn images, and in a Gluon
+pipeline."""
 import os
 import pickle
 import time
@@ -11,8 +12,8 @@ import mxnet as mx
 from mxnet import gluon
 from mxnet.gluon.data.vision import transforms as T
 
-from rexnet_gluon.train.augment import (IMAGENET_FILL, RAND_INCREASING_OPS, RAND_OPS, RandAugment, RandomErasing,
-                                  apply_op)
+from rexnet_gluon.train.data.augment import (IMAGENET_FILL, RAND_INCREASING_OPS, RAND_OPS, RandAugment,
+                                             RandomErasing, apply_op)
 
 MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 BILINEAR, BICUBIC = Image.Resampling.BILINEAR, Image.Resampling.BICUBIC

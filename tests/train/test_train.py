@@ -21,7 +21,13 @@ import numpy as np
 import pytest
 
 from rexnet_gluon.train import data as D
-from rexnet_gluon.train import training as T
+from rexnet_gluon.train.checkpoints import find_latest_checkpoint
+from rexnet_gluon.train.finetune import finetune_net
+from rexnet_gluon.train.flags import parse_args
+from rexnet_gluon.train.logs import close_logger
+from rexnet_gluon.train.models import create_model
+from rexnet_gluon.train.runtime import Runtime
+from rexnet_gluon.train.session import Session
 
 from datasets import make_shapes_dataset  # noqa: E402
 
@@ -129,7 +135,7 @@ def test_outputs_metrics_plot_and_checkpoints(learned):
             assert 'imagenet-%s-%d%s' % (MODEL, epoch, ext) in files
     best = [f for f in files if f.endswith('-best.params')]
     assert best and all(re.match(r'\d\.\d{4}-imagenet-rexnet_1\.0x-\d+-best\.params$', f) for f in best)
-    latest = T.find_latest_checkpoint(save, 'imagenet', MODEL)
+    latest = find_latest_checkpoint(save, 'imagenet', MODEL)
     assert latest['epoch'] == 11 and latest['kind'] == 'periodic'
     assert len(latest['history']) == 12
 
@@ -166,16 +172,16 @@ def test_finetune_new_head_and_body_lr_mult(learned, shapes, tmp_path):
     rows = read_csv(os.path.join(save, 'metrics.csv'))
     assert float(rows[-1]['val_top1']) >= 0.7       # the trained body transfers at once
     # lr_mult set on the real parameters the trainer sees
-    opt = T.parse_args(BASE + ['--data-dir', shapes['root'], '--pretrained', body, '--save-dir', '',
-                               '--logging-file', ''], kind='finetune')
-    r = T._Run(opt, T._finetune_net, 'finetune')
+    opt = parse_args(BASE + ['--data-dir', shapes['root'], '--pretrained', body, '--save-dir', '',
+                             '--logging-file', ''], kind='finetune')
+    r = Session(opt, finetune_net, 'finetune')
     try:
         r.setup()
-        mults = {k: p.lr_mult for k, p in r.net._collect_params_with_prefix().items()}
+        mults = {k: p.lr_mult for k, p in r.learner.net._collect_params_with_prefix().items()}
         assert mults['output.1.weight'] == 1.0 and mults['features.0.weight'] == 0.1
     finally:
         r.close()
-        T._close_logger(r.logger)
+        close_logger(r.logger)
 
 
 # ------------------------------------------------------------------------------------------------------ resume
@@ -236,7 +242,7 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(shapes, tmp_path):
     good = os.path.join(save, 'imagenet-%s-0.params' % MODEL)
     assert 'The last good checkpoint is %s' % good in log
     assert not os.path.exists(os.path.join(save, 'imagenet-%s-1.params' % MODEL))
-    net = T.create_model(MODEL, 4, mx.cpu(), False, json.loads(SMALL))
+    net = create_model(MODEL, 4, mx.cpu(), False, json.loads(SMALL))
     net.load_parameters(good)
     assert all(np.isfinite(p.data().asnumpy()).all() for p in net.collect_params().values())
     assert [r['epoch'] for r in read_csv(os.path.join(save, 'metrics.csv'))] == ['0']
@@ -272,13 +278,13 @@ def test_recordio_path_counts_samples_mixup_smoothing_hybrid(shapes, tmp_path):
 
 
 def test_no_wd_last_gamma_and_trainer_settings(shapes, tmp_path):
-    opt = T.parse_args(BASE + ['--data-dir', shapes['root'], '--no-wd', '--last-gamma', '--wd', '3e-5',
-                               '--optimizer', 'sgd', '--save-dir', str(tmp_path), '--logging-file', '',
-                               '--batch-size', '16', '--num-epochs', '1', '--max-batches-per-epoch', '2'])
-    r = T._Run(opt)
+    opt = parse_args(BASE + ['--data-dir', shapes['root'], '--no-wd', '--last-gamma', '--wd', '3e-5',
+                             '--optimizer', 'sgd', '--save-dir', str(tmp_path), '--logging-file', '',
+                             '--batch-size', '16', '--num-epochs', '1', '--max-batches-per-epoch', '2'])
+    r = Session(opt)
     try:
         r.setup()
-        params = r.net._collect_params_with_prefix()
+        params = r.learner.net._collect_params_with_prefix()
         kinds = {}
         for name, p in params.items():
             kinds.setdefault(name.rsplit('.', 1)[-1], set()).add(p.wd_mult)
@@ -286,16 +292,16 @@ def test_no_wd_last_gamma_and_trainer_settings(shapes, tmp_path):
         assert kinds['weight'] == {1.0}                                         # convolutions keep weight decay
         assert params['features.0.weight'].wd_mult == 1.0 and params['output.1.bias'].wd_mult == 0.0
         # last_gamma: the last BN of every block with a shortcut starts at 0, the others at 1
-        blocks = [b for b in r.net.features if hasattr(b, 'use_shortcut')]
+        blocks = [b for b in r.learner.net.features if hasattr(b, 'use_shortcut')]
         assert any(b.use_shortcut for b in blocks)
         for b in blocks:
             gamma = b.out[len(b.out) - 1].gamma.data().asnumpy()
             assert (gamma == 0).all() if b.use_shortcut else (gamma == 1).all()
-        assert type(r.trainer._optimizer).__name__ == 'SGD' and r.trainer._optimizer.wd == 3e-5
+        assert type(r.learner.trainer._optimizer).__name__ == 'SGD' and r.learner.trainer._optimizer.wd == 3e-5
         r.fit()
     finally:
         r.close()
-        T._close_logger(r.logger)
+        close_logger(r.logger)
 
 
 def _expected_lr(t, lr, warmup_lr, warm, total, mode, steps=(), decay=0.1):
@@ -346,14 +352,14 @@ def test_distillation_teacher(learned, shapes, tmp_path):
 
 
 def test_recipe_rexnet_resolution(shapes, tmp_path):
-    opt = T.parse_args(['--model', MODEL, '--recipe', 'rexnet'])
+    opt = parse_args(['--model', MODEL, '--recipe', 'rexnet'])
     assert (opt.optimizer, opt.momentum, opt.wd, opt.lr_mode, opt.warmup_epochs, opt.num_epochs) == \
         ('nag', 0.9, 1e-5, 'cosine', 5, 400)
     assert opt.label_smoothing and opt.no_wd and not opt.mixup and opt.teacher is None
     assert (opt.dropout, opt.randaugment, opt.reprob, opt.remode) == (0.2, 'rand-m9-mstd0.5', 0.2, 'pixel')
     assert opt.lr_scale == (0.5, 512)
-    explicit = T.parse_args(['--model', MODEL, '--recipe', 'rexnet', '--wd', '5e-5', '--lr', '0.3', '--num-epochs',
-                             '10', '--randaugment', 'none'])
+    explicit = parse_args(['--model', MODEL, '--recipe', 'rexnet', '--wd', '5e-5', '--lr', '0.3', '--num-epochs',
+                           '10', '--randaugment', 'none'])
     assert (explicit.wd, explicit.lr, explicit.num_epochs, explicit.lr_scale, explicit.randaugment) == \
         (5e-5, 0.3, 10, None, None)
     # a real run: lr = 0.5 x global batch (8 per device x 2 devices) / 512, RandAugment and erasing on
@@ -447,10 +453,10 @@ def test_sharding_and_step_semantics_unit():
     assert (D.shard_order(10, 1, 3) != D.shard_order(10, 1, 4)).any()          # a new order every epoch
     np.testing.assert_array_equal(D.shard_order(10, 1, 3), D.shard_order(10, 1, 3))
     # dist kvstores sum worker gradients: step over the global batch; Horovod averages: per-worker batch
-    assert T.Runtime('dist', 'dist_sync', 1, 4).step_batch(32) == 128
-    assert T.Runtime('horovod', None, 1, 4).step_batch(32) == 32
-    assert T.Runtime('local', 'device', 0, 1).step_batch(64) == 64
-    assert not T.Runtime('dist', 'dist_sync', 0, 2).can_save_states
+    assert Runtime('dist', 'dist_sync', 1, 4).step_batch(32) == 128
+    assert Runtime('horovod', None, 1, 4).step_batch(32) == 32
+    assert Runtime('local', 'device', 0, 1).step_batch(64) == 64
+    assert not Runtime('dist', 'dist_sync', 0, 2).can_save_states
     sampler = D.EpochBatchSampler(600, 8, seed=0, num_parts=2, part_index=1)
     assert len(sampler) == 37                                                   # (600 / 2) // 8
 
@@ -517,10 +523,10 @@ def test_incomplete_checkpoints_are_ignored(tmp_path, learned):
             shutil.copy(os.path.join(src, f), tmp_path / f)
     # a crash between .params and .json: epoch 12 has no marker, so epoch 11 is the latest
     (tmp_path / ('imagenet-%s-12.params' % MODEL)).write_bytes(b'partial')
-    assert T.find_latest_checkpoint(str(tmp_path), 'imagenet', MODEL)['epoch'] == 11
+    assert find_latest_checkpoint(str(tmp_path), 'imagenet', MODEL)['epoch'] == 11
     os.remove(tmp_path / ('imagenet-%s-11.states' % MODEL))                    # a file of 11 missing
-    assert T.find_latest_checkpoint(str(tmp_path), 'imagenet', MODEL)['epoch'] == 7
-    assert T.find_latest_checkpoint(str(tmp_path), 'imagenet', 'rexnet_2.0x') is None
+    assert find_latest_checkpoint(str(tmp_path), 'imagenet', MODEL)['epoch'] == 7
+    assert find_latest_checkpoint(str(tmp_path), 'imagenet', 'rexnet_2.0x') is None
 
 
 def test_horovod_two_ranks(shapes, tmp_path):

@@ -1,0 +1,168 @@
+"""Networks by name (rexnet_gluon's zoo, then GluonCV's), weights from files, the student's model arguments
+(norm layer, dropout, ...), weight-decay exemptions and parameter checks."""
+import os
+import warnings
+
+import mxnet as mx
+import numpy as np
+
+from .errors import TrainingError
+
+__all__ = ['is_rexnet', 'create_model', 'load_params_file', 'student_kwargs', 'apply_no_wd', 'param_fingerprint',
+           'nonfinite_param']
+
+
+def is_rexnet(name):
+    """One of rexnet_gluon's model names (not a GluonCV zoo name)."""
+    from ..zoo import MODELS
+    return str(name).strip().lower() in MODELS
+
+
+def create_model(name, classes, ctx, pretrained=False, kwargs=None):
+    """A network by zoo name: rexnet_gluon's names first, then GluonCV's zoo. ``kwargs['width_mult']`` builds a
+    ReXNet of another width under a zoo name (no published weights then; a local .params still loads)."""
+    kwargs = dict(kwargs or {})
+    key = str(name).strip().lower()
+    try:
+        if is_rexnet(key):
+            from .. import zoo
+            from ..model import ReXNetV1, ReXNetV1Lite
+            width = kwargs.pop('width_mult', kwargs.pop('multiplier', None))
+            if width is None:
+                return zoo.get_model(key, pretrained=pretrained, ctx=ctx, classes=classes, **kwargs)
+            cls = ReXNetV1Lite if key.startswith('rexnet_lite') else ReXNetV1
+            if key.startswith('rexnetr') and 'ch_div' not in kwargs:
+                kwargs['ch_div'] = 16 if key.startswith('rexnetr_3') else 8
+            net = cls(float(width), classes=classes, **kwargs)
+            if pretrained:
+                if not (isinstance(pretrained, str) and pretrained.endswith('.params')):
+                    raise TrainingError('%s with width_mult=%s has no published weights; pass a .params file of '
+                                        'this network' % (key, width))
+                load_params_file(net, pretrained, ctx, skip_head=False)
+            return net
+        from ..gluoncv.compat import import_gluoncv
+        import_gluoncv()
+        from gluoncv.model_zoo import get_model as gcv_get_model, get_model_list as gcv_list
+        if key not in gcv_list():
+            from ..zoo import get_model_list
+            raise TrainingError('unknown --model %r. rexnet_gluon has: %s; GluonCV zoo names (e.g. resnet18_v1b, '
+                                'mobilenetv2_1.0) work too.' % (name, ', '.join(get_model_list())))
+        if isinstance(pretrained, str) and os.path.isfile(pretrained):
+            net = gcv_get_model(key, classes=classes, **kwargs)
+            load_params_file(net, pretrained, ctx, skip_head=False)
+            return net
+        return gcv_get_model(key, pretrained=pretrained, ctx=ctx, classes=classes, **kwargs)
+    except TrainingError:
+        raise
+    except (TypeError, ValueError, OSError, RuntimeError, mx.base.MXNetError) as err:
+        raise TrainingError('cannot build model %r (classes=%s, arguments %s): %s'
+                            % (name, classes, kwargs, err)) from err
+
+
+def load_params_file(net, path, ctx, skip_head=False):
+    """Load a Gluon .params into net by structural name; ``skip_head`` leaves ``output.*`` that do not fit."""
+    if not os.path.isfile(path):
+        raise TrainingError('weights file %s does not exist' % path)
+    arrays = mx.nd.load(path)
+    arrays = {k.split(':', 1)[-1]: v for k, v in arrays.items()}
+    params = net._collect_params_with_prefix()
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore')
+        net.initialize(mx.init.Xavier(), ctx=ctx)
+    problems = []
+    for k, p in params.items():
+        head = k.startswith('output.')
+        if k not in arrays:
+            if not (skip_head and head):
+                problems.append('%s missing' % k)
+            continue
+        if tuple(arrays[k].shape) != tuple(p.shape):
+            if not (skip_head and head):
+                problems.append('%s: file %s, network %s' % (k, arrays[k].shape, p.shape))
+            continue
+        p.set_data(arrays[k].astype(p.dtype))
+    if problems:
+        raise TrainingError('%s does not fit %s: %s' % (path, type(net).__name__, '; '.join(problems[:6])))
+
+
+def _gn_groups(name, base_kwargs, explicit):
+    """The GroupNorm group count for --use-gn: explicit, else the largest of 32..1 that divides every layer."""
+    from ..gluoncv.compat import import_gluoncv
+    gn = import_gluoncv().nn.GroupNorm
+    if explicit or not is_rexnet(name):
+        return gn, explicit
+    for groups in (32, 16, 8, 4, 2, 1):
+        try:
+            create_model(name, 1, mx.cpu(), False, dict(base_kwargs, norm_layer=gn, norm_kwargs={'ngroups': groups}))
+            return gn, groups
+        except TrainingError:
+            continue
+    return gn, 1
+
+
+def student_kwargs(opt, ctx):
+    """GluonCV's model kwargs (+ ours): norm layer, last_gamma, dropout, input size, --model-kwargs."""
+    name = opt.model.strip().lower()
+    kwargs = {}
+    if name.startswith('vgg'):
+        kwargs['batch_norm'] = opt.batch_norm
+    elif name.startswith('resnext'):
+        kwargs['use_se'] = opt.use_se
+    if opt.last_gamma:
+        kwargs['last_gamma'] = True
+    rexnet = is_rexnet(name)
+    if rexnet:
+        kwargs['input_size'] = opt.input_size
+        if opt.dropout is not None:
+            kwargs['dropout'] = opt.dropout
+    kwargs.update(opt.model_kwargs_dict)
+    notes = []
+    if opt.use_gn and opt.syncbn:
+        raise TrainingError('--use-gn and --syncbn exclude each other')
+    if opt.use_gn:
+        gn, groups = _gn_groups(name, kwargs, opt.gn_groups)
+        kwargs['norm_layer'] = gn
+        if groups:
+            kwargs['norm_kwargs'] = {'ngroups': groups}
+            notes.append('GroupNorm(ngroups=%d)' % groups)
+    elif opt.syncbn:
+        kwargs['norm_layer'] = mx.gluon.contrib.nn.SyncBatchNorm
+        kwargs['norm_kwargs'] = {'num_devices': len(ctx)}
+        notes.append('SyncBatchNorm over %d devices' % len(ctx))
+    if opt.dropout is not None and not rexnet:
+        notes.append('--dropout ignored (not a ReXNet)')
+    return kwargs, notes
+
+
+def apply_no_wd(net):
+    """GluonCV's --no-wd: wd_mult 0 on norm gamma/beta and biases (matched on structural names, so a block prefix
+    that happens to contain 'beta' cannot switch weight decay off everywhere). Returns the names set."""
+    names = []
+    for name, p in net._collect_params_with_prefix().items():
+        if name.rsplit('.', 1)[-1] in ('gamma', 'beta', 'bias'):
+            p.wd_mult = 0.0
+            names.append(name)
+    return names
+
+
+def param_fingerprint(net):
+    """sha1 (12 hex) of the trained parameters' bytes on the first device, in structural-name order."""
+    import hashlib
+    h = hashlib.sha1()
+    for name, p in sorted(net._collect_params_with_prefix().items()):
+        if p.grad_req == 'null':
+            continue   # BatchNorm running statistics: each worker keeps its own
+        h.update(name.encode())
+        h.update(np.ascontiguousarray(p.data(p.list_ctx()[0]).asnumpy()).tobytes())
+    return h.hexdigest()[:12]
+
+
+def nonfinite_param(net, ctx):
+    """The name of the first parameter holding NaN/inf on ctx, or None."""
+    for p in net.collect_params().values():
+        if p._data is None and p._deferred_init:
+            continue
+        arr = p.data(ctx).asnumpy()
+        if not np.isfinite(arr).all():
+            return p.name
+    return None

@@ -1,0 +1,141 @@
+"""Verification (``scripts/verify_pretrained.py``): top-1/top-5 error of a (pretrained) model on validation data,
+or its throughput on synthetic data."""
+import argparse
+import os
+import sys
+import time
+
+import mxnet as mx
+import numpy as np
+from mxnet import gluon
+
+from . import data as D
+from .errors import TrainingError
+from .flags import floats, json_arg
+from .metrics import evaluate
+from .models import create_model, is_rexnet, load_params_file
+from .runtime import make_contexts
+
+__all__ = ['build_verify_parser', 'verify_main']
+
+
+def build_verify_parser():
+    p = argparse.ArgumentParser(description='Evaluate a (pretrained) model on ImageNet-style validation data: '
+                                'top-1/top-5 error and throughput (GluonCV verify_pretrained.py).')
+    p.add_argument('--data-dir', type=str, default='~/.mxnet/datasets/imagenet',
+                   help='ImageFolder root with val/<class>/ (ignored with --rec-dir/--rec-val)')
+    p.add_argument('--rec-dir', type=str, default='', help='folder with val.rec (+ val.idx)')
+    p.add_argument('--rec-val', type=str, default='', help='validation .rec (instead of --rec-dir)')
+    p.add_argument('--rec-val-idx', type=str, default='', help='its .idx')
+    p.add_argument('--batch-size', type=int, default=32, help='per device')
+    p.add_argument('--num-gpus', type=int, default=0)
+    p.add_argument('--gpus', type=str, default=None)
+    p.add_argument('--cpus', type=int, default=0)
+    p.add_argument('-j', '--num-data-workers', dest='num_workers', default=4, type=int)
+    p.add_argument('--model', type=str, required=True)
+    p.add_argument('--params-file', type=str, default='', help='weights to evaluate (default: published weights)')
+    p.add_argument('--input-size', type=int, default=224)
+    p.add_argument('--crop-ratio', type=float, default=0.875)
+    p.add_argument('--num-batches', type=int, default=100, help='batches timed by --benchmark')
+    p.add_argument('--max-batches', type=int, default=None, help='evaluate on the first N batches only')
+    p.add_argument('--benchmark', action='store_true', help='time synthetic data instead of evaluating')
+    p.add_argument('--dtype', type=str, default='float32')
+    p.add_argument('--use_se', action='store_true')
+    p.add_argument('--classes', type=int, default=None, help='default: from the params file, else 1000')
+    p.add_argument('--model-kwargs', type=str, default=None)
+    p.add_argument('--rgb-mean', type=str, default='123.68,116.779,103.939')
+    p.add_argument('--rgb-std', type=str, default='58.393,57.12,57.375')
+    p.add_argument('--mode', type=str, default='hybrid', help='hybrid (default) or imperative')
+    return p
+
+
+def verify_main(argv=None):
+    """``scripts/verify_pretrained.py``; prints running and final top-1/top-5 error, throughput, parameter count."""
+    p = build_verify_parser()
+    opt = p.parse_args(sys.argv[1:] if argv is None else list(argv))
+    try:
+        return _verify(opt)
+    except TrainingError as err:
+        print('error: %s' % err, file=sys.stderr)
+        return 2
+
+
+def _verify(opt):
+    ctx = make_contexts(opt)
+    if opt.dtype not in ('float32', 'float16'):
+        raise TrainingError('--dtype must be float32 or float16, got %s' % opt.dtype)
+    if opt.dtype == 'float16' and ctx[0].device_type == 'cpu':
+        raise TrainingError('--dtype float16 needs a GPU (no float16 GEMM on the CPU)')
+    kwargs = json_arg(opt.model_kwargs, '--model-kwargs')
+    if opt.model.lower().startswith('resnext'):
+        kwargs['use_se'] = opt.use_se
+    if is_rexnet(opt.model):
+        kwargs.setdefault('input_size', opt.input_size)
+    classes = opt.classes
+    if opt.params_file:
+        if not os.path.isfile(opt.params_file):
+            raise TrainingError('--params-file %s does not exist' % opt.params_file)
+        if opt.params_file.endswith('.params'):
+            from ..zoo import checkpoint_classes
+            try:
+                classes = classes or checkpoint_classes(opt.params_file)
+            except ValueError:   # no classifier weights: loading the file reports what is wrong
+                pass
+    classes = classes or 1000
+    if opt.params_file and opt.params_file.endswith('.params'):
+        net = create_model(opt.model, classes, ctx, False, kwargs)
+        load_params_file(net, opt.params_file, ctx)
+    else:
+        try:
+            net = create_model(opt.model, classes, ctx, opt.params_file or True, kwargs)
+        except TrainingError:
+            raise
+        except Exception as err:
+            raise TrainingError('cannot load the pretrained weights of %s (%s: %s); give --params-file FILE'
+                                % (opt.model, type(err).__name__, err))
+    if opt.dtype != 'float32':
+        net.cast(opt.dtype)
+    if opt.mode == 'hybrid':
+        net.hybridize(static_alloc=True, static_shape=True)
+    num_params = sum(int(np.prod(v.shape)) for v in net.collect_params().values())
+    bs = opt.batch_size * len(ctx)
+    if opt.benchmark:
+        x = mx.nd.random.uniform(shape=(bs, 3, opt.input_size, opt.input_size))
+        datas = gluon.utils.split_and_load(x, ctx)
+        for _ in range(3):
+            [net(d.astype(opt.dtype)).wait_to_read() for d in datas]
+        tic = time.time()
+        for _ in range(opt.num_batches):
+            outs = [net(d.astype(opt.dtype)) for d in datas]
+        for o in outs:
+            o.wait_to_read()
+        speed = bs * opt.num_batches / (time.time() - tic)
+        print('%s: benchmark of %d batches of %d at %dx%d: %.1f images/sec' % (
+            opt.model, opt.num_batches, bs, opt.input_size, opt.input_size, speed))
+        print('Parameters: %d' % num_params)
+        return 0
+    cfg = D.AugmentConfig(opt.input_size, opt.crop_ratio, floats(opt.rgb_mean, '--rgb-mean'),
+                          floats(opt.rgb_std, '--rgb-std'))
+    rec = opt.rec_val or (os.path.join(os.path.expanduser(opt.rec_dir), 'val.rec') if opt.rec_dir else '')
+    try:
+        if rec:
+            idx = opt.rec_val_idx or os.path.splitext(rec)[0] + '.idx'
+            loader = D.RecordIterValLoader(rec, idx, cfg, bs, opt.num_workers)
+        else:
+            val_dir = os.path.join(os.path.expanduser(opt.data_dir), 'val')
+            loader = D.ValLoader(D.FolderSource(val_dir), cfg, bs, opt.num_workers)
+    except D.DataError as err:
+        raise TrainingError(str(err))
+    total = len(loader) if not opt.max_batches else min(len(loader), opt.max_batches)
+
+    def on_batch(i, top1, top5, n):
+        print('[%d/%d] err-top1=%f err-top5=%f' % (i + 1, total, 1 - top1, 1 - top5))
+
+    tic = time.time()
+    res = evaluate(net, loader, ctx, opt.dtype, opt.max_batches, on_batch)
+    elapsed = time.time() - tic
+    print('%s: err-top1=%f err-top5=%f on %d images (top-1 %.2f%%, top-5 %.2f%%)'
+          % (opt.model, res['err_top1'], res['err_top5'], res['samples'], 100 * res['top1'], 100 * res['top5']))
+    print('Throughput: %.1f images/sec (data loading included)' % (res['samples'] / elapsed))
+    print('Parameters: %d' % num_params)
+    return 0
