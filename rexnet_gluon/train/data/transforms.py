@@ -187,6 +187,8 @@ class ValTransform:
         else:
             nw, nh = int(resize * w / h), resize
         img = _resize(img, nw, nh)
-        y0, x0 = int(round((nh - size) / 2.)), int(round((nw - size) / 2.))
+        # floor, as MXNet's ImageRecordIter and GluonCV's CenterCrop do: with round() an odd margin (48 px from 55)
+        # shifted the crop by one pixel against the --use-rec pipeline, and the two validations disagreed.
+        y0, x0 = (nh - size) // 2, (nw - size) // 2
         img = img[y0:y0 + size, x0:x0 + size].astype(np.float32)
         return np.ascontiguousarray(((img - self.mean) / self.std).transpose(2, 0, 1), dtype=np.float32)
