@@ -37,6 +37,7 @@ setup(
     long_description_content_type='text/markdown',
     license='MIT',
     packages=find_packages(include=['rexnet_gluon', 'rexnet_gluon.*']),
+    package_data={'rexnet_gluon.convert': ['official_state_dicts.json']},   # the official layout listing
     python_requires='>=3.8,<3.12',   # numpy 1.23.5 has no cp312 wheels; gluoncv needs distutils (gone in 3.12)
     install_requires=REQUIRES,
     extras_require={'torch': TORCH, 'export': EXPORT, 'test': TEST},

@@ -8,6 +8,7 @@ from collections import OrderedDict
 import numpy as np
 
 from .mapping import param_table
+from .official_listing import check_listing, official_to_timm, timm_to_official
 
 __all__ = ['reference_model', 'randomize_', 'state_dict_in_layout', 'to_numpy_state_dict']
 
@@ -93,21 +94,17 @@ def randomize_(model, seed=0):
 
 
 def state_dict_in_layout(model, spec, classes, layout):
-    """The reference model's state_dict renamed to ``layout`` ('timm', 'official', 'official_lite')."""
+    """The reference model's state_dict in ``layout`` ('timm', 'official', 'official_lite').
+
+    Official names come from :mod:`.official_listing` (a rename rule checked against the official listing of the
+    released widths), never from :func:`param_table`: the checkpoints that test the converter must not be written
+    through the converter's own table."""
     sd = model.state_dict()
-    if spec.lite or layout == 'timm':
+    if layout == 'timm' and not spec.lite:
         return sd
-    out = OrderedDict()
-    rows = param_table(spec, classes)
-    by_timm = {p.timm: p for p in rows}
-    for k, v in sd.items():
-        if k.endswith('num_batches_tracked'):
-            base = k[:-len('num_batches_tracked')]
-            p = by_timm[base + 'running_mean']
-            out[p.official[:-len('running_mean')] + 'num_batches_tracked'] = v
-            continue
-        p = by_timm[k]
-        out[p.official] = v.reshape(p.shape) if k == 'head.fc.weight' else v
+    out = sd if spec.lite else timm_to_official(sd)
+    if classes == 1000:
+        check_listing(out, spec.name)
     return out
 
 
@@ -116,14 +113,7 @@ def load_into_reference(model, state_dict, spec, classes, layout):
     import torch
     sd = OrderedDict((k, torch.as_tensor(np.asarray(v))) for k, v in state_dict.items())
     if layout == 'official' and not spec.lite:
-        by_official = {p.official: p for p in param_table(spec, classes)}
-        renamed = OrderedDict()
-        for k, v in sd.items():
-            if k.endswith('num_batches_tracked'):
-                continue
-            p = by_official[k]
-            renamed[p.timm] = v.reshape(v.shape[:2]) if p.timm == 'head.fc.weight' else v
-        sd = renamed
+        sd = official_to_timm(sd, list(model.state_dict()))
     missing, unexpected = model.load_state_dict(sd, strict=False)
     missing = [k for k in missing if not k.endswith('num_batches_tracked')]
     if missing or unexpected:

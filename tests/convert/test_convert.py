@@ -1,9 +1,10 @@
 """Tests for rexnet_gluon.convert and the pt2mx CLI (rexnet_gluon.convert.cli, convert/pt2mx.py).
 
 Layouts are those of docs rexnet-spec sections 2 (official clovaai) and 4 (timm). The parameter table is
-checked against three independent sources: the Gluon model, timm's RexNet and (when the local read-only
-mirror is present) the official clovaai ReXNetV1 / ReXNetV1_lite. Every other checkpoint used here comes
-from a seeded random PyTorch reference model, saved with torch.save / safetensors like real files are.
+checked against three independent sources: the Gluon model, timm's RexNet and the official clovaai state-dict
+listing committed in rexnet_gluon/convert/official_state_dicts.json (made from the official module by
+scripts/make_official_listing.py). Every other checkpoint used here comes from a seeded random PyTorch reference
+model, saved with torch.save / safetensors like real files are.
 """
 import collections
 import functools
@@ -25,8 +26,8 @@ from rexnet_gluon.spec import lite_spec, v1_spec  # noqa: E402
 from rexnet_gluon.convert.torch_reference import (randomize_, reference_model, state_dict_in_layout,  # noqa: E402
                                           to_numpy_state_dict)
 
+from rexnet_gluon.convert.official_listing import check_listing, official_listing, timm_to_official  # noqa: E402
 from helpers import REPO  # noqa: E402
-MIRROR = '/work/.mirror/clovaai+rexnet/repo'   # read-only official clovaai/rexnet, if present
 
 V1_WIDTHS = ('0.9', '1.0', '1.3', '1.5', '2.0', '2.2', '3.0')
 RELEASED_V1 = ('1.0', '1.3', '1.5', '2.0', '3.0')
@@ -81,32 +82,6 @@ def assert_same_arrays(got, want):
         np.testing.assert_array_equal(got[k], want[k], err_msg=k)
 
 
-def _exec_official(filename):
-    """The official clovaai module source executed into a namespace (skip if the mirror is absent)."""
-    if not os.path.isdir(MIRROR):
-        pytest.skip('official clovaai/rexnet mirror not present at %s' % MIRROR)
-    try:
-        src = subprocess.run(['git', '-C', MIRROR, 'show', 'HEAD:' + filename], check=True,
-                             capture_output=True, text=True).stdout
-    except (OSError, subprocess.CalledProcessError) as e:
-        pytest.skip('cannot read %s from %s: %s' % (filename, MIRROR, e))
-    # torch.jit.script needs a source file; the plain SiLU has the same parameters (none).
-    src = src.replace('USE_MEMORY_EFFICIENT_SiLU = True', 'USE_MEMORY_EFFICIENT_SiLU = False')
-    ns = {'__name__': 'official_' + filename[:-3]}
-    exec(compile(src, 'clovaai/rexnet:' + filename, 'exec'), ns)
-    return ns
-
-
-@functools.lru_cache(maxsize=None)
-def _official_v1_class():
-    return _exec_official('rexnetv1.py')['ReXNetV1']
-
-
-@functools.lru_cache(maxsize=None)
-def _official_lite_class():
-    return _exec_official('rexnetv1_lite.py')['ReXNetV1_lite']
-
-
 def _keys_shapes(sd):
     return [(k, tuple(v.shape)) for k, v in sd.items() if not k.endswith('num_batches_tracked')]
 
@@ -135,34 +110,62 @@ def test_param_table_timm_names_equal_timm_state_dict(name):
     assert [p.official for p in param_table(spec)] == [p.official for p in param_table(v1_spec(1.0))]
 
 
+def _listed(name):
+    return [(k, shape) for k, shape in official_listing(name) if not k.endswith('num_batches_tracked')]
+
+
 @pytest.mark.parametrize('width', RELEASED_V1)
-def test_param_table_official_names_equal_clovaai_state_dict(width):
-    official = _official_v1_class()(width_mult=float(width))
-    want = _keys_shapes(official.state_dict())
+def test_param_table_official_names_equal_the_official_listing(width):
+    want = _listed('rexnet_%sx' % width)
     assert len(want) == 351   # spec section 2: 413 entries with num_batches_tracked, 351 without
     assert [(p.official, tuple(p.shape)) for p in param_table(spec_from_name('rexnet_%sx' % width))] == want
 
 
+@pytest.mark.parametrize('width', RELEASED_V1)
+def test_timm_to_official_rule_covers_the_listing_exactly(width):
+    """The rename rule that writes the official-layout test checkpoints yields the listing: every key, in order,
+    with its shape (num_batches_tracked included), from timm's model and independently of param_table."""
+    name = 'rexnet_%sx' % width
+    renamed = timm_to_official(reference_model(spec_from_name(name), 1000).state_dict())
+    assert [(k, tuple(v.shape)) for k, v in renamed.items()] == official_listing(name)
+    assert check_listing(renamed, name)
+
+
+def test_listing_check_rejects_swapped_names():
+    sd = timm_to_official(reference_model(spec_from_name('rexnet_1.0x'), 1000).state_dict())
+    keys = list(sd)
+    a, b = keys.index('features.1.running_mean'), keys.index('features.1.running_var')
+    keys[a], keys[b] = keys[b], keys[a]
+    with pytest.raises(ValueError, match='differs from the official listing'):
+        check_listing(collections.OrderedDict((k, sd[k]) for k in keys), 'rexnet_1.0x')
+    assert check_listing(sd, 'rexnet_0.9x') is False    # unreleased width: nothing to check against
+
+
 def test_clovaai_official_state_dict_is_detected_and_converted():
-    official = randomize_(_official_v1_class()(width_mult=1.0), seed=3)
-    sd = numpy_sd(official.state_dict())
+    rng = np.random.default_rng(3)
+    sd = collections.OrderedDict((k, rng.standard_normal(shape).astype(np.float32) if shape else np.array(0))
+                                 for k, shape in official_listing('rexnet_1.0x'))
     assert len(sd) == 413
     layout, spec, classes = detect(sd)
     assert (layout, spec, classes) == ('official', spec_from_name('rexnet_1.0x'), 1000)
     arrays = convert_state_dict(sd)[0]
-    np.testing.assert_array_equal(arrays['features.5.out.4.gamma'], sd['features.5.out.4.weight'])
-    np.testing.assert_array_equal(arrays['output.1.weight'], sd['output.1.weight'])
+    for gluon, official in (('features.5.out.4.gamma', 'features.5.out.4.weight'),
+                            ('features.5.out.4.running_mean', 'features.5.out.4.running_mean'),
+                            ('features.5.out.4.running_var', 'features.5.out.4.running_var'),
+                            ('features.1.running_var', 'features.1.running_var'),
+                            ('output.1.weight', 'output.1.weight')):
+        np.testing.assert_array_equal(arrays[gluon], sd[official], err_msg=gluon)
 
 
 @pytest.mark.parametrize('width', LITE_WIDTHS)
 def test_param_table_lite_official_names_and_no_timm_names(width):
-    spec = spec_from_name('rexnet_lite_%sx' % width)
+    name = 'rexnet_lite_%sx' % width
+    spec = spec_from_name(name)
     rows = param_table(spec)
     assert all(p.timm is None for p in rows)
     got = [(p.official, tuple(p.shape)) for p in rows]
     assert got == _keys_shapes(reference_model(spec, 1000).state_dict())   # our lite reference
-    if os.path.isdir(MIRROR):   # and the official clovaai ReXNetV1_lite itself
-        assert got == _keys_shapes(_official_lite_class()(multiplier=float(width)).state_dict())
+    assert got == _listed(name)                                              # the official ReXNetV1_lite
 
 
 # ----------------------------------------------------------------------------------------- 2. detect
@@ -333,9 +336,9 @@ def _bad_checkpoint(kind, tmp_path, name='rexnet_1.0x'):
     elif kind == 'wrong_shape':
         sd[BROKEN_KEY] = torch.zeros(expected[0] + 1, *expected[1:])
         need = [BROKEN_KEY, str((expected[0] + 1,) + expected[1:]), str(expected)]
-    elif kind == 'nan':
-        sd[BROKEN_KEY][3, 0, 1, 1] = float('nan')
-        return save_ckpt(sd, path), None, ConversionError, [BROKEN_KEY, 'NaN']
+    elif kind in ('nan', 'inf', '-inf'):
+        sd[BROKEN_KEY][3, 0, 1, 1] = float(kind)
+        return save_ckpt(sd, path), None, ConversionError, [BROKEN_KEY, 'NaN' if kind == 'nan' else 'inf']
     elif kind == 'truncated':
         full = save_ckpt(sd, tmp_path / 'full.pth')
         with open(full, 'rb') as f:
@@ -355,7 +358,8 @@ def _bad_checkpoint(kind, tmp_path, name='rexnet_1.0x'):
 # missing/extra/wrong-shape cases use ReXNet-lite (same message code, <1 s); the CLI test runs them on V1.
 API_CASES = [('resnet18', 'rexnet_1.0x'), ('linear', 'rexnet_1.0x'), ('missing_key', 'rexnet_lite_1.0x'),
              ('extra_key', 'rexnet_lite_1.0x'), ('wrong_shape', 'rexnet_lite_1.0x'), ('nan', 'rexnet_1.0x'),
-             ('nan', 'rexnet_lite_1.0x'), ('truncated', 'rexnet_1.0x'), ('missing_file', 'rexnet_1.0x')]
+             ('nan', 'rexnet_lite_1.0x'), ('inf', 'rexnet_1.0x'), ('-inf', 'rexnet_lite_1.0x'), ('truncated', 'rexnet_1.0x'),
+             ('missing_file', 'rexnet_1.0x')]
 
 
 @pytest.mark.parametrize('kind,name', API_CASES, ids=['%s-%s' % c for c in API_CASES])
@@ -372,7 +376,7 @@ def test_bad_checkpoint_raises_a_specific_error(tmp_path, kind, name):
     assert os.listdir(str(out_dir)) == []
 
 
-@pytest.mark.parametrize('kind', ['resnet18', 'missing_key', 'extra_key', 'wrong_shape', 'nan', 'truncated',
+@pytest.mark.parametrize('kind', ['resnet18', 'missing_key', 'extra_key', 'wrong_shape', 'nan', 'inf', 'truncated',
                                   'missing_file'])
 def test_cli_bad_checkpoint_is_a_clean_error(tmp_path, kind):
     path, model, _, need = _bad_checkpoint(kind, tmp_path)   # rexnet_1.0x, official layout

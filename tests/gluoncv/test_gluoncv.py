@@ -41,11 +41,38 @@ def test_preprocessing_attributes():
     assert (r['input_size'], r['resize'], r['crop']) == (288, 288, 288)   # timm: 288 px, crop_pct 1.0
 
 
-def test_gluoncv_kwargs_ctx_list_and_fine_tune_head():
+def _block_gammas(net):
+    """[(has shortcut, [gamma of each BN in the block, in order])] for every LinearBottleneck."""
+    from rexnet_gluon.model import LinearBottleneck
+    out = []
+    for blk in net.features._children.values():
+        if isinstance(blk, LinearBottleneck):
+            gammas = [p.data().asnumpy() for name, p in sorted(blk._collect_params_with_prefix().items(),
+                                                                key=lambda kv: [int(t) if t.isdigit() else t
+                                                                                for t in kv[0].split('.')])
+                      if name.endswith('gamma') and '.fc.' not in name]
+            out.append((blk.use_shortcut, gammas))
+    return out
+
+
+def test_gluoncv_kwargs_ctx_list_and_fine_tune_head(tmp_path, monkeypatch):
     ctx = [mx.cpu(0), mx.cpu(1)]
     net = rexnet_gluon.get_model('rexnet_1.0x', pretrained=False, ctx=ctx, classes=1000, last_gamma=True,
                                  input_size=160, root='/nonexistent')
     net.initialize(ctx=ctx)
+    assert net.input_size == 160
+    blocks = _block_gammas(net)
+    assert sum(s for s, _ in blocks) >= 5
+    for shortcut, gammas in blocks:     # last_gamma: the last BN of each residual block starts at 0, no other
+        assert (gammas[-1] == 0).all() == shortcut
+        assert all((g == 1).all() for g in gammas[:-1])
+    plain = rexnet_gluon.get_model('rexnet_1.0x')
+    plain.initialize()
+    assert all((g == 1).all() for _, gammas in _block_gammas(plain) for g in gammas)
+    # root: where pretrained weights are looked up (when $MXNET_HOME is unset, GluonCV's rule)
+    monkeypatch.delenv('MXNET_HOME', raising=False)
+    with pytest.raises(ValueError, match='no cached rexnet_1.0x-0123abcd.params in %s' % (tmp_path / 'models')):
+        rexnet_gluon.get_model('rexnet_1.0x', pretrained='0123abcd', root=str(tmp_path / 'models'))
     with net.name_scope():
         net.output = mx.gluon.nn.Dense(5)   # the GluonCV transfer-learning recipe
     net.output.initialize(mx.init.Xavier(), ctx=ctx)

@@ -172,6 +172,24 @@ def test_full_digest_uppercase_and_nested_folder(server, tmp_path):
     assert read(out) == FILES['b.bin']
 
 
+def _near_miss(digest):
+    """A full digest equal to ``digest`` in its first 8 hex digits and different after them."""
+    return digest[:8] + ('1' if digest[8] == '0' else '0') + digest[9:]
+
+
+def test_full_digest_is_compared_in_full(server, tmp_path):
+    """An 8-digit prefix is all timm's file names carry (so prefixes are accepted), but a full digest given is
+    checked to its last digit: one equal in its first 8 digits only is a mismatch."""
+    wrong = _near_miss(SHA['a.bin'])
+    with pytest.raises(DownloadError, match='SHA-256'):
+        download(server + '/file/a.bin', str(tmp_path / 'a.bin'), sha256=wrong, **FAST)
+    assert listing(tmp_path) == []
+    (tmp_path / 'a.bin').write_bytes(FILES['a.bin'])      # a file already there is not reused on a near miss
+    with pytest.raises(DownloadError, match='SHA-256'):
+        fetch_first([{'url': server + '/file/a.bin', 'filename': 'a.bin', 'sha256': wrong}], str(tmp_path), **FAST)
+    assert hits('/file/a.bin') == 2                        # fetched again, and that copy refused too
+
+
 def test_bad_sha_argument(tmp_path):
     with pytest.raises(ValueError, match='hex'):
         download('http://127.0.0.1:9/x', str(tmp_path / 'x'), sha256='not-hex')
