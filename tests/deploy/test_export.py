@@ -316,6 +316,51 @@ def test_failure_while_publishing_restores_previous_files(net, tmp_path, monkeyp
             assert f.read() == 'old'
 
 
+def _perturb_params(prefix):
+    """Damage an exported ``PREFIX-0000.params`` as a bad write or a wrong graph would: every bias moved by 0.5."""
+    arrays = mx.nd.load(prefix + '-0000.params')
+    for key in [k for k in arrays if k.endswith('bias')]:
+        arrays[key] = arrays[key] + 0.5
+    mx.nd.save(prefix + '-0000.params', arrays)
+
+
+def _corrupting_export(monkeypatch):
+    """Every HybridBlock.export writes its files, then one weight of them is damaged."""
+    real = mx.gluon.HybridBlock.export
+
+    def export(self, path, epoch=0, **kwargs):
+        out = real(self, path, epoch, **kwargs)
+        _perturb_params(path)
+        return out
+    monkeypatch.setattr(mx.gluon.HybridBlock, 'export', export)
+
+
+@pytest.mark.parametrize('fmt', ['symbol', 'fast'])
+def test_corrupted_mxnet_export_fails_its_check_and_publishes_nothing(net, tmp_path, monkeypatch, fmt):
+    """The check compares the reloaded file with the network (not the network with itself)."""
+    _corrupting_export(monkeypatch)
+    rep = ex.export_model(net, fmt, str(tmp_path / 'rexnet'), size=SIZE, preprocess=_pp(net))
+    assert not rep.ok and rep.figures['max_abs_diff'] > 0.1, rep.summary()
+    assert rep.files == [] and _outputs(tmp_path) == []
+
+
+def test_corrupted_onnx_file_fails_its_check_and_publishes_nothing(net, tmp_path, monkeypatch):
+    from onnx import numpy_helper
+    real = onnx_format._onnx_convert
+
+    def convert_then_damage(sym_prefix, onnx_path, size):
+        model = real(sym_prefix, onnx_path, size)
+        for init in [t for t in model.graph.initializer if t.name.endswith('bias')]:
+            init.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(init) + 0.5, init.name))
+        onnx.save(model, onnx_path)
+        return model
+
+    monkeypatch.setattr(onnx_format, '_onnx_convert', convert_then_damage)
+    rep = ex.export_onnx(net, str(tmp_path / 'rexnet'), size=SIZE, preprocess=_pp(net))
+    assert not rep.ok and rep.figures['max_abs_diff'] > 0.1, rep.summary()
+    assert rep.files == [] and _outputs(tmp_path) == []
+
+
 def test_failed_check_publishes_nothing_unless_asked(net, tmp_path):
     rep = ex.export_bf16(net, str(tmp_path / 'strict'), size=SIZE, preprocess=_pp(net), num_eval=16,
                          batch=16, min_agreement=1.01)

@@ -510,8 +510,13 @@ def test_dist_sync_two_workers_equal_two_devices(shapes, tmp_path):
     assert status == 0
     a = load_params(os.path.join(dist, 'imagenet-%s-1.params' % MODEL))
     b = load_params(os.path.join(single, 'imagenet-%s-1.params' % MODEL))
-    for k in a:
-        np.testing.assert_allclose(a[k], b[k], rtol=1e-4, atol=1e-4, err_msg=k)
+    first = load_params(os.path.join(dist, 'imagenet-%s-0.params' % MODEL))
+    moved = [k for k in a if np.abs(a[k] - first[k]).max() > 1e-3]
+    assert len(moved) > 0.9 * len(a), 'the second epoch left most weights where they were: %d of %d moved' % (
+        len(moved), len(a))
+    worst = max(float(np.abs(a[k] - b[k]).max()) for k in a)
+    # measured 3.5e-6 (the kvstore sums in another order than the devices do); before: 1e-4 relative + absolute
+    assert worst < 2e-5, 'dist_sync vs one process with 2 devices: max |diff| %.3g' % worst
 
 
 # ----------------------------------------------------------------------------------------------- checkpoint files
@@ -534,9 +539,10 @@ def test_horovod_two_ranks(shapes, tmp_path):
     pytest.importorskip('horovod.mxnet', reason='horovod is not installed: build it with HOROVOD_WITH_MXNET=1 '
                         'HOROVOD_WITH_GLOO=1 pip install --no-build-isolation horovod==0.28.1 to run this test')
     import shutil
-    runner = shutil.which('horovodrun')
+    beside = os.path.join(os.path.dirname(sys.executable), 'horovodrun')   # a venv's bin/, not always on PATH
+    runner = shutil.which('horovodrun') or (beside if os.access(beside, os.X_OK) else None)
     if runner is None:
-        pytest.skip('horovodrun is not on PATH')
+        pytest.skip('horovodrun is neither on PATH nor next to %s' % sys.executable)
     save = str(tmp_path / 'hvd')
     res = subprocess.run([runner, '-np', '2', '-H', 'localhost:2', '--gloo', sys.executable,
                           os.path.join(SCRIPTS, 'train_imagenet.py')] + BASE +

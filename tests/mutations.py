@@ -1,0 +1,131 @@
+#!/usr/bin/env python
+"""Do the tests catch the bugs they claim to? Break the code on purpose, run the guarding tests, expect a failure.
+
+    python tests/mutations.py                 # every mutation below (about 15 minutes on 2 cores)
+    python tests/mutations.py --only crop,inf # some of them
+    python tests/mutations.py --list
+
+Each mutation is a small textual change of one package file, applied to a fresh copy of the repository (the work
+tree is never touched); the guarding tests then run in that copy and must fail. A mutation that no longer applies
+(the code moved) is reported as such, so this table cannot rot silently. tests/README.md lists the same table
+with the results of the last run. Not collected by pytest (no test_ prefix): it is a tool, run by hand.
+"""
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections import namedtuple
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+Mutation = namedtuple('Mutation', 'name claim path old new tests')
+
+MUTATIONS = [
+    Mutation('official-bn-swap', 'official-layout parity',
+             'rexnet_gluon/convert/mapping.py',
+             "        rows.append(Param('%s.%s' % (gluon[1], g), '%s.%s' % (official[1], t),",
+             "        rows.append(Param('%s.%s' % (gluon[1], g), '%s.%s' % (official[1], {'running_mean': "
+             "'running_var', 'running_var': 'running_mean'}.get(t, t)),",
+             ['tests/convert/test_parity.py', '-k', 'official']),
+    Mutation('detect-ch-div', 'model detection from shapes (rexnetr_3.0x: ch_div 16)',
+             'rexnet_gluon/convert/mapping.py', 'for c in (1, 8, 16)]', 'for c in (1, 8)]',
+             ['tests/convert/test_convert.py', '-k', 'detect and rexnetr_3']),
+    Mutation('inf-passes', 'bad input: non-finite tensors refused',
+             'rexnet_gluon/convert/mapping.py', 'if not np.all(np.isfinite(value)):', 'if np.any(np.isnan(value)):',
+             ['tests/convert/test_convert.py', '-k', 'inf']),
+    Mutation('hash-prefix-only', 'downloads: full SHA-256 checked',
+             'rexnet_gluon/zoo/download.py', 'if want and not actual.startswith(want):',
+             'if want and not actual[:8] == want[:8]:',
+             ['tests/zoo/test_download.py', '-k', 'full_digest']),
+    Mutation('symbol-self-compare', 'symbol export equals the network',
+             'rexnet_gluon/deploy/export/mxnet_formats.py',
+             'run_batches(load_exported(st.staged_prefix), x, batch)', 'run_batches(net, x, batch)',
+             ['tests/deploy/test_export.py', '-k', 'corrupted_mxnet and symbol']),
+    Mutation('fast-self-compare', 'fast export equals the network',
+             'rexnet_gluon/deploy/export/mxnet_formats.py',
+             'out = run_batches(load_exported(st.staged_prefix), held, 1)', 'out = run_batches(net, held, 1)',
+             ['tests/deploy/test_export.py', '-k', 'corrupted_mxnet and fast']),
+    Mutation('onnx-self-compare', 'ONNX export equals the network',
+             'rexnet_gluon/deploy/export/onnx_format.py',
+             'got = session.run(None, {input_name: xb})[0]', 'got = run_batches(net, xb, b)',
+             ['tests/deploy/test_export.py', '-k', 'corrupted_onnx']),
+    Mutation('int8-self-compare', 'INT8 agreement is measured against fp32',
+             'rexnet_gluon/deploy/export/lowp.py',
+             'in_memory).max())\n        agree = top1_agreement(out, ref)',
+             'in_memory).max())\n        agree = top1_agreement(out, out)',
+             ['tests/deploy/test_export.py', '-k', 'int8_export_artifacts']),
+    Mutation('val-crop-round', 'folder and RecordIO validation see the same pixels',
+             'rexnet_gluon/train/data/transforms.py', 'y0, x0 = (nh - size) // 2, (nw - size) // 2',
+             'y0, x0 = int(round((nh - size) / 2.)), int(round((nw - size) / 2.))',
+             ['tests/train/test_data.py']),
+    Mutation('grey16-clipped', 'images: 16-bit files scaled, not clipped to white',
+             'rexnet_gluon/deploy/images.py', 'return _flatten(_to_8bit(img, path))', 'return _flatten(img)',
+             ['tests/deploy/test_images.py', '-k', '16_bit']),
+    Mutation('resume-drops-momentum', 'resume equals an uninterrupted run',
+             'rexnet_gluon/train/learner.py', 'trainer.load_states(opt.resume_states)', 'pass',
+             ['tests/train/test_train.py', '-k', 'resume_equals_uninterrupted']),
+    Mutation('dist-same-shard', 'dist_sync equals one process on the combined batch',
+             'rexnet_gluon/train/plan.py', 'part_index=rt.rank)', 'part_index=0)',
+             ['tests/train/test_train.py', '-k', 'dist_sync']),
+    Mutation('last-gamma-ignored', 'GluonCV kwargs take effect (last_gamma)',
+             'rexnet_gluon/model.py', 'zero_gamma=last_gamma and self.use_shortcut', 'zero_gamma=False',
+             ['tests/gluoncv/test_gluoncv.py', '-k', 'kwargs']),
+]
+
+
+def _copy_repo(dest):
+    ignore = shutil.ignore_patterns('.venv', '.git', '__pycache__', '*.egg-info', '.pytest_cache', 'results')
+    shutil.copytree(REPO, dest, ignore=ignore)
+
+
+def run_one(m, log):
+    """'caught' (the tests failed), 'MISSED' (they passed), or 'stale' (the code to mutate is gone)."""
+    with tempfile.TemporaryDirectory(prefix='mutation-') as tmp:
+        copy = os.path.join(tmp, 'repo')
+        _copy_repo(copy)
+        path = os.path.join(copy, m.path)
+        with open(path) as f:
+            text = f.read()
+        if text.count(m.old) != 1:
+            return 'stale', 0.0
+        with open(path, 'w') as f:
+            f.write(text.replace(m.old, m.new))
+        env = dict(os.environ, PYTHONPATH=copy, PYTHONDONTWRITEBYTECODE='1')
+        tic = time.time()
+        res = subprocess.run([sys.executable, '-m', 'pytest', '-q', '-x', '-p', 'no:cacheprovider'] + m.tests,
+                             cwd=copy, env=env, capture_output=True, text=True)
+        log.write('=== %s (exit %d)\n%s\n' % (m.name, res.returncode, res.stdout[-3000:]))
+        if res.returncode == 5:
+            return 'no tests ran', time.time() - tic
+        return ('caught' if res.returncode == 1 else 'MISSED' if res.returncode == 0 else
+                'error %d' % res.returncode), time.time() - tic
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    p.add_argument('--only', default='', help='comma-separated mutation names')
+    p.add_argument('--list', action='store_true')
+    p.add_argument('--log', default=os.path.join(tempfile.gettempdir(), 'rexnet_mutations.log'))
+    args = p.parse_args(argv)
+    chosen = [m for m in MUTATIONS if not args.only or m.name in args.only.split(',')]
+    if args.list or not chosen:
+        for m in MUTATIONS:
+            print('%-22s %s  [%s]' % (m.name, m.claim, ' '.join(m.tests)))
+        return 0 if chosen else 2
+    print('| mutation | claim | guarding tests | result |\n|---|---|---|---|')
+    bad = 0
+    with open(args.log, 'w') as log:
+        for m in chosen:
+            result, secs = run_one(m, log)
+            bad += result != 'caught'
+            print('| `%s` (%s) | %s | `%s` | %s (%.0f s) |' % (m.name, m.path, m.claim, ' '.join(m.tests), result,
+                                                             secs), flush=True)
+    print('\npytest output of each run: %s' % args.log)
+    return 1 if bad else 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
