@@ -31,20 +31,14 @@ import rexnet_gluon.deploy.export as ex  # noqa: E402
 from rexnet_gluon.deploy.export import mxnet_formats, onnx_format, staging  # noqa: E402
 from rexnet_gluon.zoo import get_model, get_model_list  # noqa: E402
 
-from helpers import REPO  # noqa: E402
+from helpers import REPO, random_checkpoint  # noqa: E402
 SIZE = 64
 NUM_EVAL = 128   # held-out generated images for int8 / bf16
 
 
 @pytest.fixture(scope='module')
 def params_file(tmp_path_factory):
-    from rexnet_gluon.convert import convert_checkpoint, save_params, spec_from_name
-    from rexnet_gluon.convert.torch_reference import randomize_, reference_model
-    folder = tmp_path_factory.mktemp('weights')
-    ref = randomize_(reference_model(spec_from_name('rexnet_1.0x'), 1000), seed=5)
-    pth = str(folder / 'random.pth')
-    torch.save(ref.state_dict(), pth)
-    return save_params(convert_checkpoint(pth, model='rexnet_1.0x')[0], str(folder / 'random.params'))
+    return random_checkpoint(tmp_path_factory.mktemp('weights'), seed=5)[1]
 
 
 @pytest.fixture
