@@ -315,11 +315,30 @@ def convert_state_dict(state_dict, model=None, classes=None, dtype='float32'):
 
 
 def save_params(arrays, path):
-    """Write Gluon .params atomically: a temporary file in the same folder, then rename."""
+    """Write Gluon .params atomically (a temporary file in the same folder, then rename), read back and compared
+    before the rename: MXNet's ``nd.save`` does not report a failed final write (a full disk left a truncated
+    file that looked saved). Raises OSError naming the folder when the copy on disk is not what was written."""
     import mxnet as mx
     with atomic_path(path) as tmp:
         mx.nd.save(tmp, {k: mx.nd.array(v, dtype=v.dtype) for k, v in arrays.items()})
+        with open(tmp, 'rb+') as f:
+            os.fsync(f.fileno())
+        _check_written(tmp, arrays, path)
     return os.path.abspath(path)
+
+
+def _check_written(tmp, arrays, path):
+    import mxnet as mx
+    try:
+        back = mx.nd.load(tmp)
+        same = set(back) == set(arrays) and all(np.array_equal(back[k].asnumpy(), np.asarray(v), equal_nan=True)
+                                                 for k, v in arrays.items())
+    except mx.base.MXNetError:
+        same = False
+    if not same:
+        raise OSError('writing %s failed: the file read back is not what was written (%d bytes on disk). Is the '
+                      'disk full? Free space in %s, or write elsewhere.'
+                      % (path, os.path.getsize(tmp), os.path.dirname(os.path.abspath(path))))
 
 
 def convert_checkpoint(checkpoint, output=None, model=None, dtype='float32'):

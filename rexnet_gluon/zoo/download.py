@@ -29,7 +29,7 @@ from tqdm import tqdm
 
 from ..utils.fileio import atomic_path
 
-__all__ = ['DownloadError', 'download', 'drive_url', 'file_lock', 'fetch_first']
+__all__ = ['DownloadError', 'download', 'drive_url', 'file_lock', 'fetch_one', 'fetch_first', 'sha256_file']
 
 CHUNK = 1 << 20                 # 1 MiB reads: few Python iterations for a 100 MB file
 MAX_HTML = 2 << 20              # an interstitial page is small; never buffer more than this
@@ -251,7 +251,7 @@ def file_lock(path, timeout=None):
         lock.release()  # the .lock file stays: deleting it would race with a process about to lock it
 
 
-def _sha256_file(path):
+def sha256_file(path):
     h = hashlib.sha256()
     with open(path, 'rb') as f:
         for block in iter(lambda: f.read(CHUNK), b''):
@@ -259,24 +259,28 @@ def _sha256_file(path):
     return h.hexdigest()
 
 
+def fetch_one(cand, folder, progress=True, retries=5, backoff=1.0):
+    """``folder/cand['filename']`` fetched from ``cand['url']`` (under :func:`file_lock`) and returned. A file
+    already there is reused when it has the hash (a full digest or the prefix in timm's file names), or when no
+    hash is known; else it is downloaded again. Raises DownloadError."""
+    path = os.path.join(folder, cand['filename'])
+    want = cand.get('sha256')
+    with file_lock(path):
+        if os.path.isfile(path) and (not want or sha256_file(path).startswith(want.lower())):
+            return path
+        return download(cand['url'], path, sha256=want, retries=retries, progress=progress, backoff=backoff)
+
+
 def fetch_first(candidates, folder, progress=True, retries=5, backoff=1.0):
     """Fetch the first candidate that works; return ``(path, candidate)``.
 
-    candidates: dicts ``{'url', 'filename', 'sha256' (prefix or None)}``, tried in order into
-    ``folder/filename``. An existing file is reused when its hash prefix matches (or no hash is
-    known). Each file is fetched under `file_lock`, so parallel processes download it once.
+    candidates: dicts ``{'url', 'filename', 'sha256' (digest, prefix or None)}``, tried in order into
+    ``folder/filename`` with :func:`fetch_one`, so parallel processes download a file once.
     """
     failures = []
     for cand in candidates:
-        path = os.path.join(folder, cand['filename'])
-        want = cand.get('sha256')
         try:
-            with file_lock(path):
-                if os.path.isfile(path) and (not want or _sha256_file(path).startswith(want.lower())):
-                    return path, cand
-                download(cand['url'], path, sha256=want, retries=retries, progress=progress,
-                         backoff=backoff)
-                return path, cand
+            return fetch_one(cand, folder, progress, retries, backoff), cand
         except DownloadError as e:
             failures.append('%s -> %s' % (cand['url'], ' '.join(str(e).split())))
     raise DownloadError('could not fetch any of %d candidate URL(s) into %s:\n%s'

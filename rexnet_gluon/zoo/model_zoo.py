@@ -1,14 +1,14 @@
 """``get_model('rexnet_1.0x', pretrained=True)`` in GluonCV's style, and one function per zoo name."""
-import os
 import re
 
 from .registry import MODELS, get_model_info
-from .weights import load_arrays, local_params, pretrained_file
+from .cache import DEFAULT_ROOT, pretrained_file
+from .weights import load_arrays, local_params
 
 __all__ = ['get_model', 'get_rexnet']
 
 
-def get_rexnet(name, pretrained=False, ctx=None, root=os.path.join('~', '.mxnet', 'models'), classes=1000,
+def get_rexnet(name, pretrained=False, ctx=None, root=DEFAULT_ROOT, classes=1000,
                **kwargs):
     """Build ``name`` (GluonCV convention: ``pretrained``, ``ctx`` context or list, ``root``, ``classes``).
 

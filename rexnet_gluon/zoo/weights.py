@@ -1,89 +1,12 @@
-"""Pretrained weights on disk: the ``$MXNET_HOME/models`` cache (``{name}-{sha1[:8]}.params``, GluonCV's
-convention), conversion of fetched or local PyTorch checkpoints, and loading a file into a network.
-
-A cached file is trusted only if its content still has its name's hash; a damaged one is removed and fetched again.
+"""Weights files given by the user (``pretrained='file'``): Gluon .params as they are, PyTorch files converted; the
+class count of a checkpoint; loading arrays into a network. The cache of published weights is :mod:`.cache`.
 """
-import glob
-import hashlib
-import logging
 import os
 import re
 
 from .registry import get_model_info
 
-__all__ = ['pretrained_file', 'local_params', 'checkpoint_classes', 'load_arrays', 'DOWNLOAD_RETRIES',
-           'DOWNLOAD_BACKOFF']
-
-log = logging.getLogger(__name__)
-
-DOWNLOAD_RETRIES = 5      # per URL
-DOWNLOAD_BACKOFF = 1.0    # seconds, doubled after each failed attempt
-
-
-def _models_root(root):
-    # GluonCV's rule: $MXNET_HOME overrides root entirely.
-    if os.environ.get('MXNET_HOME'):
-        return os.path.join(os.environ['MXNET_HOME'], 'models')
-    return os.path.expanduser(root)
-
-
-def _sha1(path):
-    h = hashlib.sha1()
-    with open(path, 'rb') as f:
-        for chunk in iter(lambda: f.read(1 << 20), b''):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def _cached(name, folder, tag=None):
-    """A ``{name}-{sha1[:8]}.params`` in folder whose content matches its tag; damaged files are removed."""
-    for path in sorted(glob.glob(os.path.join(glob.escape(folder), glob.escape(name) + '-*.params'))):
-        m = re.match(re.escape(name) + r'-([0-9a-f]{8})\.params$', os.path.basename(path))
-        if not m or (tag and m.group(1) != tag):
-            continue
-        if _sha1(path).startswith(m.group(1)):
-            return path
-        log.warning('removing %s: its content no longer matches its hash (damaged or partly written)', path)
-        os.remove(path)
-    return None
-
-
-def pretrained_file(name, root=os.path.join('~', '.mxnet', 'models'), tag=None, progress=True):
-    """Path of the converted pretrained ``.params`` for ``name``: from the cache, else fetched and converted."""
-    from .download import DownloadError, fetch_first, file_lock
-    from ..convert.mapping import convert_checkpoint, save_params
-    info = get_model_info(name)
-    folder = _models_root(root)
-    os.makedirs(folder, exist_ok=True)
-    hit = _cached(info.name, folder, tag)
-    if hit:
-        return hit
-    if tag:
-        raise ValueError('no cached %s-%s.params in %s; pretrained=True fetches the published weights'
-                         % (info.name, tag, folder))
-    with file_lock(os.path.join(folder, info.name)):
-        hit = _cached(info.name, folder)   # another process may have finished while we waited
-        if hit:
-            return hit
-        downloads = os.path.join(folder, 'downloads')
-        try:
-            source, _ = fetch_first(info.sources, downloads, progress=progress, retries=DOWNLOAD_RETRIES,
-                                    backoff=DOWNLOAD_BACKOFF)
-        except DownloadError as err:
-            raise DownloadError(
-                'could not fetch pretrained weights for %s.\n%s\nOffline or behind a firewall? Download one of '
-                'those files by hand, then either pass pretrained="/path/to/file" to get_model, or run\n'
-                '  python convert/pt2mx.py --checkpoint FILE --output %s/%s.params --model %s'
-                % (info.name, err, folder, info.name, info.name)) from None
-        arrays = convert_checkpoint(source, model=info.name)[0]   # checks the architecture and finiteness
-        # The file name holds the content's hash, known only once written: save (atomically) under a
-        # staging name, then rename. A leftover staging file is never read and is overwritten next time.
-        staging = os.path.join(folder, '.%s.staging.params' % info.name)
-        save_params(arrays, staging)
-        final = os.path.join(folder, '%s-%s.params' % (info.name, _sha1(staging)[:8]))
-        os.replace(staging, final)
-        os.remove(source)   # the converted file is what we keep
-        return final
+__all__ = ['local_params', 'checkpoint_classes', 'load_arrays']
 
 
 def local_params(info, path):

@@ -20,21 +20,14 @@ from rexnet_gluon.deploy.images import ImageLoadError, load_image  # noqa: E402
 from rexnet_gluon.deploy.predict import predict  # noqa: E402
 from rexnet_gluon.zoo import get_model, get_model_info, get_model_list  # noqa: E402
 
-from helpers import REPO  # noqa: E402
+from helpers import REPO, random_checkpoint  # noqa: E402
 ROW = re.compile(r'^\s+(\d+)\s+([\d.]+)%\s+(\d+)\s+(\S.*)$')
 
 
 @pytest.fixture(scope='module')
 def weights(tmp_path_factory):
     """(.pth, .params) of a random ReXNet 1.0x, 1000 classes."""
-    from rexnet_gluon.convert import convert_checkpoint, save_params, spec_from_name
-    from rexnet_gluon.convert.torch_reference import randomize_, reference_model
-    folder = tmp_path_factory.mktemp('weights')
-    ref = randomize_(reference_model(spec_from_name('rexnet_1.0x'), 1000), seed=21)
-    pth = str(folder / 'rexnet_1.0x-random.pth')
-    torch.save(ref.state_dict(), pth)
-    params = save_params(convert_checkpoint(pth, model='rexnet_1.0x')[0], str(folder / 'rexnet_1.0x-random.params'))
-    return pth, params
+    return random_checkpoint(tmp_path_factory.mktemp('weights'), seed=21)
 
 
 @pytest.fixture(scope='module')
@@ -212,11 +205,12 @@ def test_cli_default_weights_offline(images, tmp_path, monkeypatch, capsys):
     from rexnet_gluon.__main__ import main
 
     def offline(*args, **kwargs):
-        raise download.DownloadError('could not fetch any of 4 candidate URL(s): Name or service not known')
+        raise download.DownloadError('cannot resolve the host (offline, or no DNS)')
 
     monkeypatch.setenv('MXNET_HOME', str(tmp_path / 'mxnet_home'))
-    monkeypatch.setattr(download, 'fetch_first', offline)
+    monkeypatch.setattr(download, 'fetch_one', offline)
     assert main(['predict', images[0], '--model', 'rexnet_1.0x']) == 2
     err = capsys.readouterr().err
     assert err.startswith('error: could not fetch pretrained weights for rexnet_1.0x')
     assert 'pretrained=' in err and 'Traceback' not in err
+    assert err.count('-> cannot resolve the host') == 4            # every source named, with its failure

@@ -12,6 +12,7 @@ import subprocess
 import sys
 import textwrap
 import threading
+import time
 
 import mxnet as mx
 import numpy as np
@@ -19,7 +20,7 @@ import pytest
 
 import rexnet_gluon
 from rexnet_gluon import zoo
-from rexnet_gluon.zoo import weights
+from rexnet_gluon.zoo import cache
 from rexnet_gluon.convert import spec_from_name
 from rexnet_gluon.zoo.download import DownloadError
 
@@ -30,10 +31,12 @@ from helpers import REPO as ROOT  # noqa: E402
 
 
 class Server:
-    """Serves ``files`` (path -> bytes); ``/drop/...`` paths send half the body and hang up."""
+    """Serves ``files`` (path -> bytes). ``/drop/...`` sends half the body and hangs up; ``/short/...`` sends half
+    with no Content-Length and closes (a close-delimited body: it looks complete); ``/slow/...`` sends half, then
+    waits ``slow_seconds`` before the rest."""
 
     def __init__(self):
-        self.files, self.hits = {}, []
+        self.files, self.hits, self.slow_seconds = {}, [], 30
         server = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -42,13 +45,25 @@ class Server:
 
             def do_GET(self):
                 server.hits.append(self.path)
-                data = server.files.get(self.path.replace('/drop', '', 1))
+                mode = next((m for m in ('/drop', '/short', '/slow') if self.path.startswith(m + '/')), '')
+                data = server.files.get(self.path[len(mode):])
                 if data is None:
                     return self.send_error(404)
                 self.send_response(200)
+                if mode == '/short':
+                    self.send_header('Connection', 'close')
+                    self.end_headers()
+                    self.wfile.write(data[:len(data) // 2])
+                    self.close_connection = True
+                    return
                 self.send_header('Content-Length', str(len(data)))
                 self.end_headers()
-                if self.path.startswith('/drop'):
+                if mode == '/slow':
+                    self.wfile.write(data[:len(data) // 2])
+                    self.wfile.flush()
+                    time.sleep(server.slow_seconds)
+                    self.wfile.write(data[len(data) // 2:])
+                elif mode == '/drop':
                     self.wfile.write(data[:len(data) // 2])
                     self.wfile.flush()
                     self.connection.shutdown(socket.SHUT_RDWR)
@@ -89,8 +104,8 @@ def server():
 @pytest.fixture
 def home(tmp_path, monkeypatch):
     monkeypatch.setenv('MXNET_HOME', str(tmp_path / 'mxhome'))
-    monkeypatch.setattr(weights, 'DOWNLOAD_BACKOFF', 0.0)
-    monkeypatch.setattr(weights, 'DOWNLOAD_RETRIES', 2)
+    monkeypatch.setattr(cache, 'DOWNLOAD_BACKOFF', 0.0)
+    monkeypatch.setattr(cache, 'DOWNLOAD_RETRIES', 2)
     return tmp_path / 'mxhome' / 'models'
 
 
@@ -149,7 +164,7 @@ def test_dropped_connection_retries_then_clean_error(server, checkpoint, home, m
     point_sources(monkeypatch, [release_source(server, checkpoint, drop=True)])
     with pytest.raises(DownloadError) as err:
         zoo.pretrained_file('rexnet_1.0x', progress=False)
-    assert len(server.hits) == weights.DOWNLOAD_RETRIES == 2
+    assert len(server.hits) == cache.DOWNLOAD_RETRIES == 2
     assert '/drop/release/' in str(err.value)
     leftovers = [f for f in os.listdir(home / 'downloads') if not f.endswith('.lock')]
     assert leftovers == [] and not glob.glob(str(home / '*.params'))
@@ -231,3 +246,139 @@ def test_gluoncv_get_model_pretrained_with_torch_imported_first(server, checkpoi
     assert res.returncode == 0, res.stderr[-2000:]
     logit0, n = re.search(r'LOGIT0 (\S+) (\d+)', res.stdout).groups()
     assert abs(float(logit0) - checkpoint['logits'][0, 0]) < 1e-3 and n == '1000'
+
+
+# ------------------------------------------------------------------------------------------ a cache that heals
+def _hf_source(server, checkpoint, mode=''):
+    """A source that publishes no hash (as the Hugging Face hub and Google Drive)."""
+    server.files['/hf/model.pth'] = checkpoint['data']
+    return dict(url=server.url + mode + '/hf/model.pth', filename='hf-model.pth', sha256=None)
+
+
+def _downloads(home):
+    return sorted(f for f in os.listdir(home / 'downloads') if not f.endswith('.lock'))
+
+
+def test_full_disk_is_caught_before_anything_is_cached(server, checkpoint, home, monkeypatch):
+    """MXNet's nd.save does not report a failed final write; a truncated .params must never enter the cache."""
+    point_sources(monkeypatch, [release_source(server, checkpoint)])
+    real_save = mx.nd.save
+
+    def full_disk(fname, data):      # what a full disk did: the file silently ends 4000 bytes short
+        real_save(fname, data)
+        with open(fname, 'r+b') as f:
+            f.truncate(os.path.getsize(fname) - 4000)
+    monkeypatch.setattr(mx.nd, 'save', full_disk)
+    with pytest.raises(zoo.CacheError) as err:
+        zoo.pretrained_file('rexnet_1.0x', progress=False)
+    assert str(home) in str(err.value) and 'disk full' in str(err.value) and 'MXNET_HOME' in str(err.value)
+    assert not glob.glob(str(home / '*.params')) and not glob.glob(str(home / '.*staging*'))
+    monkeypatch.setattr(mx.nd, 'save', real_save)                    # space again: it recovers by itself
+    path = zoo.pretrained_file('rexnet_1.0x', progress=False)
+    assert len(server.hits) == 1                                     # the verified download was kept
+    assert rexnet_gluon.get_model('rexnet_1.0x', pretrained=True)(mx.nd.array(checkpoint['x'])).shape == (2, 1000)
+    assert path.endswith('.params') and _downloads(home) == []
+
+
+def test_short_download_without_a_hash_is_removed_and_the_next_source_used(server, checkpoint, home, monkeypatch):
+    short, good = _hf_source(server, checkpoint, '/short'), release_source(server, checkpoint)
+    point_sources(monkeypatch, [short])
+    with pytest.raises(DownloadError) as err:
+        zoo.pretrained_file('rexnet_1.0x', progress=False)
+    assert short['url'] + ' -> downloaded, but not a usable rexnet_1.0x checkpoint, so removed' in str(err.value)
+    assert _downloads(home) == []                                    # not kept to be "reused" forever
+    point_sources(monkeypatch, [short, good])
+    assert zoo.pretrained_file('rexnet_1.0x', progress=False).endswith('.params')
+    assert server.hits == ['/short/hf/model.pth'] * 2 + ['/release/' + good['filename']]
+
+
+def test_unhashed_source_gets_its_hash_recorded_and_checked(server, checkpoint, home, monkeypatch):
+    source = _hf_source(server, checkpoint)
+    point_sources(monkeypatch, [source])
+    first = zoo.pretrained_file('rexnet_1.0x', progress=False)
+    record = home / 'downloads' / 'hf-model.pth.sha256'
+    assert record.read_text().strip() == checkpoint['sha256']
+    os.remove(first)
+    server.files['/hf/model.pth'] = checkpoint['data'][:-10] + b'0123456789'   # the source now serves another file
+    with pytest.raises(DownloadError, match='SHA-256 mismatch'):
+        zoo.pretrained_file('rexnet_1.0x', progress=False)
+    assert not glob.glob(str(home / '*.params'))
+
+
+def test_two_processes_and_one_damaged_cache_file(server, checkpoint, home, monkeypatch):
+    source = release_source(server, checkpoint)
+    point_sources(monkeypatch, [source])
+    path = zoo.pretrained_file('rexnet_1.0x', progress=False)
+    with open(path, 'r+b') as f:
+        f.seek(300)
+        f.write(b'\xff' * 32)
+    script = textwrap.dedent('''
+        from rexnet_gluon import zoo
+        from rexnet_gluon.zoo import cache
+        cache.DOWNLOAD_BACKOFF = 0.0
+        zoo.MODELS['rexnet_1.0x'].sources = [%r]
+        print(zoo.pretrained_file('rexnet_1.0x', progress=False))
+    ''' % source)
+    env = dict(os.environ, PYTHONPATH=ROOT, PYTHONWARNINGS='ignore')
+    procs = [subprocess.Popen([sys.executable, '-c', script], env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    outs = [p.communicate(timeout=300) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], [o[1][-1500:] for o in outs]
+    assert {o[0].strip().splitlines()[-1] for o in outs} == {path}
+    assert len(server.hits) == 2                                     # the first fetch, then one repair
+
+
+def test_read_only_cache(server, checkpoint, home, monkeypatch):
+    """Root ignores permission bits, so read-only is simulated where the cache writes: the lock file, removals."""
+    point_sources(monkeypatch, [release_source(server, checkpoint)])
+    good = zoo.pretrained_file('rexnet_1.0x', progress=False)
+    damaged = str(home / 'rexnet_1.0x-00000000.params')              # sorts first, fails its hash
+    with open(damaged, 'wb') as f:
+        f.write(b'junk')
+    from rexnet_gluon.zoo import download
+
+    def read_only(*args, **kwargs):
+        raise PermissionError(30, 'Read-only file system')
+    monkeypatch.setattr(download, 'file_lock', read_only)
+    monkeypatch.setattr(os, 'remove', read_only)
+    assert zoo.pretrained_file('rexnet_1.0x', progress=False) == good   # the valid file is used
+    monkeypatch.setenv('MXNET_HOME', str(home.parent / 'empty'))
+    with pytest.raises(zoo.CacheError) as err:
+        zoo.pretrained_file('rexnet_1.0x', progress=False)
+    msg = str(err.value)
+    assert str(home.parent / 'empty' / 'models') in msg and 'Read-only' in msg and 'root=' in msg
+
+
+def test_killed_download_leaves_no_part_file(server, checkpoint, home, monkeypatch, tmp_path):
+    source = release_source(server, checkpoint)
+    slow = dict(source, url=source['url'].replace('/release/', '/slow/release/'))
+    script = textwrap.dedent('''
+        from rexnet_gluon import zoo
+        zoo.MODELS['rexnet_1.0x'].sources = [%r]
+        zoo.pretrained_file('rexnet_1.0x', progress=False)
+    ''' % slow)
+    env = dict(os.environ, PYTHONPATH=ROOT, PYTHONWARNINGS='ignore')
+    proc = subprocess.Popen([sys.executable, '-c', script], env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    parts = []
+    for _ in range(600):                                             # wait for the half-written .part
+        parts = glob.glob(str(home / 'downloads' / '.*.part'))
+        if parts and os.path.getsize(parts[0]) > 0:
+            break
+        time.sleep(0.1)
+    proc.kill()                                                      # SIGKILL: no clean-up can run
+    proc.wait()
+    assert parts and os.path.exists(parts[0])
+    point_sources(monkeypatch, [source])
+    assert zoo.pretrained_file('rexnet_1.0x', progress=False).endswith('.params')
+    assert not glob.glob(str(home / 'downloads' / '.*.part'))
+
+
+def test_mxnet_home_as_gluoncv_reads_it(monkeypatch, tmp_path):
+    monkeypatch.setenv('HOME', str(tmp_path))
+    monkeypatch.setenv('MXNET_HOME', '~/mx')
+    assert zoo.models_root('/ignored') == str(tmp_path / 'mx' / 'models')   # expanded
+    monkeypatch.setenv('MXNET_HOME', '')
+    assert zoo.models_root('/ignored') == 'models'                  # set but empty: GluonCV's join('', 'models')
+    monkeypatch.delenv('MXNET_HOME')
+    assert zoo.models_root('~/r') == str(tmp_path / 'r')
