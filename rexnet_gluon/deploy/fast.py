@@ -46,8 +46,8 @@ from mxnet.gluon.block import Block, HybridBlock
 
 from ..spec import ReXNetSpec
 
-__all__ = ['prepare', 'FastReXNet', 'MicroBatched', 'quantize', 'folded_layers', 'RECOMMENDED_ENV', 'env_report',
-           'max_abs_diff']
+__all__ = ['prepare', 'FastReXNet', 'MicroBatched', 'StalePrimitiveError', 'quantize', 'folded_layers',
+           'RECOMMENDED_ENV', 'env_report', 'max_abs_diff']
 
 
 def _usable_cpus():
@@ -296,7 +296,8 @@ class FastReXNet(HybridBlock):
         with _no_conv_bn_fusion():
             if isinstance(x, mx.nd.NDArray) and m and x.shape[0] != m:
                 return _split_call(super(FastReXNet, self).forward, x, m)
-            return super(FastReXNet, self).forward(x, *args)
+            with _guarded():
+                return super(FastReXNet, self).forward(x, *args)
 
     @staticmethod
     def _swish(F, y):
@@ -356,10 +357,34 @@ class FastReXNet(HybridBlock):
         return y
 
 
+class StalePrimitiveError(RuntimeError):
+    """MXNet 1.9.1's oneDNN primitive cache gave this graph a primitive of another graph (see :func:`_guarded`)."""
+
+
+STALE_PRIMITIVE_HELP = (
+    'MXNet 1.9.1 failed inside this fast graph ("%s"): its process-wide oneDNN primitive cache handed the graph a '
+    'primitive made for another graph. Seen here after fast graphs of several widths were prepared in one process '
+    'at a small input size (rexnet_1.5x, 2.0x, 3.0x, then rexnet_lite_1.5x at 32 px, batch 3); the second image of '
+    'a batch then fails. Set MXNET_MKLDNN_CACHE_NUM=0 before mxnet is imported (oneDNN then makes its primitives '
+    'anew), or prepare fewer graphs per process.')
+
+
+@contextmanager
+def _guarded():
+    """The stale-primitive failure as a clear error instead of MXNet's internal check message."""
+    try:
+        yield
+    except mx.base.MXNetError as err:
+        if "can't generate TBlob for MKLDNN data" not in str(err):
+            raise
+        raise StalePrimitiveError(STALE_PRIMITIVE_HELP % str(err).strip().splitlines()[-1][:160]) from None
+
+
 def _split_call(fn, x, m):
     n = x.shape[0]
-    # a static_alloc graph writes every call's result into the same buffer: copy each chunk's result out
-    outs = [fn(x[i:i + m]).copy() for i in range(0, n, m)]
+    # A static_alloc graph writes every call's result into the same buffer: copy each chunk's result out.
+    with _guarded():
+        outs = [fn(x[i:i + m]).copy() for i in range(0, n, m)]
     return outs[0] if len(outs) == 1 else mx.nd.concat(*outs, dim=0)
 
 

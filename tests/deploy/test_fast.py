@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import textwrap
 
 import numpy as np
 
@@ -278,3 +279,48 @@ def test_benchmark_interleaves_and_survives_a_failing_configuration():
     paired = report.speed_ratio(fast_r, ok)
     q = sorted(a / b for a, b in zip(fast_r['rates'], ok['rates']))
     assert paired == q[1]
+
+
+STALE_SEQUENCE = textwrap.dedent('''
+    import os, sys
+    import numpy as np, mxnet as mx
+    import rexnet_gluon
+    from rexnet_gluon.convert.parity import allowed_diff, randomize_gluon_
+    from rexnet_gluon.deploy import fast
+    for name in ('rexnet_1.5x', 'rexnet_2.0x', 'rexnet_3.0x', 'rexnet_lite_1.5x'):
+        net = rexnet_gluon.get_model(name)
+        net.initialize()
+        net(mx.nd.zeros((1, 3, 32, 32)))
+        randomize_gluon_(net, 0)
+        net.hybridize()
+        x = mx.nd.array(np.random.RandomState(0).randn(3, 3, 32, 32).astype('float32'))
+        ref = net(x).asnumpy()
+        try:
+            out = fast.prepare(net, example=(1, 3, 32, 32))(x).asnumpy()
+        except fast.StalePrimitiveError as err:
+            print(name, 'FENCED', err)
+            continue
+        diff = np.abs(out - ref).max()
+        print(name, 'OK' if diff <= allowed_diff(np.abs(ref).max()) else 'WRONG %g' % diff)
+''')
+
+
+@pytest.mark.parametrize('cache', ['default', '0'])
+def test_stale_onednn_primitive_is_fenced_or_avoided(cache):
+    """The smallest sequence found (4 graphs, 32 px, batch 3) after which MXNet 1.9.1 failed inside the last graph
+    with "can't generate TBlob for MKLDNN data". By default the failure must surface as StalePrimitiveError with
+    its remedy, never as MXNet's internal message; with MXNET_MKLDNN_CACHE_NUM=0 (the remedy) every graph runs
+    and equals the plain network."""
+    env = dict(os.environ, PYTHONPATH=REPO, PYTHONWARNINGS='ignore', **fast.RECOMMENDED_ENV)
+    if cache == '0':
+        env['MXNET_MKLDNN_CACHE_NUM'] = '0'
+    res = subprocess.run([sys.executable, '-c', STALE_SEQUENCE], env=env, capture_output=True, text=True,
+                         timeout=600)
+    assert res.returncode == 0, res.stderr[-3000:]
+    lines = [ln for ln in res.stdout.splitlines() if ln.startswith('rexnet')]
+    assert len(lines) == 4 and not any('WRONG' in ln for ln in lines), res.stdout
+    fenced = [ln for ln in lines if 'FENCED' in ln]
+    assert all('MXNET_MKLDNN_CACHE_NUM=0' in ln for ln in fenced), fenced
+    if cache == '0':
+        assert not fenced, res.stdout
+    print('\n' + '\n'.join(ln[:160] for ln in lines))
