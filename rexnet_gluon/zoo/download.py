@@ -244,7 +244,8 @@ def file_lock(path, timeout=None):
     except portalocker.AlreadyLocked as e:
         raise DownloadError(
             'timed out after %gs waiting for the lock %s: another process is downloading this file. '
-            'If no other process is running, delete %s and retry.' % (timeout, lock_path, lock_path)) from e
+            'A lock is released when the process holding it ends, even if it is killed, so there is nothing to '
+            'delete: wait, or allow more time with GLUON_MODEL_LOCK_TIMEOUT (seconds).' % (timeout, lock_path)) from e
     try:
         yield lock_path
     finally:
