@@ -13,12 +13,19 @@ __all__ = ['KVSTORES', 'LR_MODES', 'RECIPES', 'build_parser', 'parse_args', 'res
 KVSTORES = ('device', 'local', 'dist_sync', 'dist_device_sync', 'dist_async', 'horovod')
 LR_MODES = ('step', 'poly', 'cosine', 'linear', 'constant')
 
-# The ReXNet paper's ImageNet recipe (clovaai/rexnet README + timm flags). lr is 0.5 for a global batch of 512 and
-# scales linearly with the global batch unless --lr is given. Mixup and distillation stay off unless asked.
+# The recipe behind the published ReXNet weights: the original README's timm command with timm's defaults of July
+# 2020 (shared/docs/training-recipe.md). lr is 0.5 for a global batch of 512 and scales linearly with the global
+# batch unless --lr is given. The lr changes once per epoch: 3 warm-up epochs from 1e-4, then cosine counted from
+# epoch 0 down to 1e-5. 'rexnet' stops at epoch 400, the end of that cosine; 'rexnet-timm2020' also runs timm's 10
+# cooldown epochs as that version did (a new cosine cycle scaled by 0.1: lr ~0.05 for epochs 400-409).
+# Mixup and distillation stay off unless asked.
+_REXNET = dict(optimizer='nag', momentum=0.9, lr=('scale', 0.5, 512), wd=1e-5, lr_mode='cosine', warmup_epochs=3,
+               warmup_lr=1e-4, min_lr=1e-5, lr_per_epoch=True, decay_from_start=True, num_epochs=400,
+               label_smoothing=True, dropout=0.2, randaugment='rand-m9-mstd0.5', reprob=0.2, remode='pixel',
+               no_wd=True, train_interpolation='random')
 RECIPES = {
-    'rexnet': dict(optimizer='nag', momentum=0.9, lr=('scale', 0.5, 512), wd=1e-5, lr_mode='cosine',
-                   warmup_epochs=5, num_epochs=400, label_smoothing=True, dropout=0.2,
-                   randaugment='rand-m9-mstd0.5', reprob=0.2, remode='pixel', no_wd=True),
+    'rexnet': _REXNET,
+    'rexnet-timm2020': dict(_REXNET, num_epochs=410, lr_period=400, cycle_decay=0.1),
 }
 
 
@@ -109,9 +116,21 @@ def _extra_flags(p, d):
     g.add_argument('--optimizer', default='nag', choices=('nag', 'sgd'), help='momentum SGD, Nesterov (GluonCV) '
                    'or plain')
     g.add_argument('--recipe', default=None, choices=sorted(RECIPES),
-                   help='rexnet: NAG momentum 0.9, lr 0.5 x global batch / 512, wd 1e-5, cosine, 5 warmup epochs, '
-                   '400 epochs, label smoothing 0.1, dropout 0.2, RandAugment rand-m9-mstd0.5, random erasing 0.2 '
-                   'pixel, --no-wd. Flags given explicitly win.')
+                   help='rexnet: the published weights\' timm recipe: NAG momentum 0.9, lr 0.5 x global batch / 512, '
+                   'wd 1e-5 (none on BN/bias), lr per epoch: 3 warm-up epochs from 1e-4, cosine from epoch 0 to 1e-5 '
+                   'at epoch 400, label smoothing 0.1, dropout 0.2, RandAugment rand-m9-mstd0.5, random erasing 0.2 '
+                   'pixel, random bilinear/bicubic crops. rexnet-timm2020: the same plus timm 2020\'s 10 cooldown '
+                   'epochs (a new cosine cycle at 0.1x). Flags given explicitly win.')
+    g.add_argument('--lr-per-epoch', action='store_true', help='change the lr once per epoch (timm), not every '
+                   'iteration (GluonCV)')
+    g.add_argument('--min-lr', type=float, default=0.0, help='where cosine/poly/linear decay ends (GluonCV: 0)')
+    g.add_argument('--decay-from-start', action='store_true', help='with --lr-per-epoch: count the decay from '
+                   'epoch 0, the warm-up replacing its first epochs (timm), not from the warm-up\'s end (GluonCV)')
+    g.add_argument('--lr-period', type=int, default=0, help='with --lr-per-epoch: epochs of one decay cycle '
+                   '(default: to the last epoch); later epochs start a new cycle scaled by --cycle-decay')
+    g.add_argument('--cycle-decay', type=float, default=0.1, help='scale of each new cycle after --lr-period')
+    g.add_argument('--train-interpolation', default='bilinear', choices=('bilinear', 'bicubic', 'random'),
+                   help='resize of the training crop; random: bilinear or bicubic per image (timm)')
     g.add_argument('--randaugment', type=str, default=None, help="timm RandAugment config, e.g. 'rand-m9-mstd0.5' "
                    "('none': off); replaces colour jitter and PCA lighting")
     g.add_argument('--reprob', type=float, default=0.0, help='random erasing probability')
@@ -252,7 +271,8 @@ def resolve_args(opt):
     for flag, value, low in (('--batch-size', opt.batch_size, 1), ('--num-epochs', opt.num_epochs, 1),
                              ('--log-interval', opt.log_interval, 1), ('--input-size', opt.input_size, 8),
                              ('--val-interval', opt.val_interval, 0), ('--save-frequency', opt.save_frequency, 0),
-                             ('--warmup-epochs', opt.warmup_epochs, 0), ('--cpus', opt.cpus, 0)):
+                             ('--warmup-epochs', opt.warmup_epochs, 0), ('--cpus', opt.cpus, 0),
+                             ('--lr-period', opt.lr_period, 0)):
         if value < low:
             raise TrainingError('%s must be >= %d, got %d' % (flag, low, value))
     if opt.warmup_epochs >= opt.num_epochs and opt.num_epochs > 0 and opt.warmup_epochs:

@@ -60,6 +60,14 @@ class Outputs:
                  randaugment=opt.randaugment or 'off', reprob=opt.reprob, remode=opt.remode,
                  dtype=opt.dtype, amp=learner.amp_dtype or 'off', mode=opt.mode or 'imperative', seed=opt.seed,
                  input_size=opt.input_size)
+        if opt.min_lr:
+            h['min_lr'] = opt.min_lr
+        if opt.lr_per_epoch:
+            h['lr_steps'] = 'per epoch, decay counted from %s%s' % (
+                'epoch 0' if opt.decay_from_start else 'the warm-up\'s end',
+                ', cycles of %d epochs x %g' % (opt.lr_period, opt.cycle_decay) if opt.lr_period else '')
+        if opt.train_interpolation != 'bilinear':
+            h['train_interpolation'] = opt.train_interpolation
         if opt.lr_mode == 'step':
             h['lr_decay'] = opt.lr_decay
             h['lr_decay_epochs'] = ','.join(str(e) for e in opt.lr_decay_epochs)

@@ -26,7 +26,7 @@ class DataPlan:
         self.global_batch = self.per_worker_batch * rt.num_workers
         self.aug = D.AugmentConfig(opt.input_size, opt.crop_ratio, opt.mean, opt.std, opt.min_random_area,
                                    opt.color_jitter, opt.pca_noise, opt.randaugment, opt.reprob, opt.remode,
-                                   opt.recount)
+                                   opt.recount, opt.train_interpolation)
         validate = opt.val_interval > 0
         parts = dict(num_parts=rt.num_workers, part_index=rt.rank)
         try:

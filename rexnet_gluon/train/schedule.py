@@ -1,10 +1,16 @@
-"""The learning-rate schedule: GluonCV's per-iteration shape, as one of MXNet's own scheduler classes."""
+"""The learning-rate schedule: GluonCV's per-iteration shape (one of MXNet's own scheduler classes), or the lr
+changed once per epoch as timm does (``--lr-per-epoch``: the schedule the published ReXNet weights were trained
+with, see :func:`epoch_lrs`)."""
+import functools
+import math
+
 import mxnet as mx
+import numpy as np
 
 from .errors import TrainingError
 from .flags import LR_MODES
 
-__all__ = ['make_lr_scheduler', 'LRProbe', 'make_schedule']
+__all__ = ['make_lr_scheduler', 'epoch_lrs', 'per_epoch_scheduler', 'LRProbe', 'make_schedule']
 
 
 def make_lr_scheduler(mode, base_lr, iters_per_epoch, num_epochs, warmup_epochs=0, warmup_lr=0.0, decay_epochs=(),
@@ -70,6 +76,65 @@ class LRProbe:
         return float(self._s(int(t)))
 
 
+def epoch_lrs(mode, base_lr, num_epochs, warmup_epochs=0, warmup_lr=0.0, decay_epochs=(), decay=0.1, power=2,
+              min_lr=0.0, decay_from_start=False, period=None, cycle_decay=0.1):
+    """The lr of each epoch 0 .. num_epochs - 1 when it changes once per epoch (timm's ``t_in_epochs``).
+
+    Warm-up: ``warmup_lr + e * (base_lr - warmup_lr) / W`` for e < W. Then, with t = e counted from epoch 0
+    (``decay_from_start``: timm's ``warmup_prefix=False``) or from the warm-up's end (GluonCV), over N = ``period``
+    epochs (default: to the last epoch): cosine ``min_lr + (base_lr - min_lr)(1 + cos(pi t / N)) / 2``, linear and
+    poly ``min_lr + (base_lr - min_lr)(1 - t / N) ** p``, step ``decay ** #(decay epochs reached)``, constant.
+    Epochs past the period start a new cycle with base_lr and min_lr scaled by ``cycle_decay`` per cycle: timm's
+    2020 ``CosineLRScheduler`` with ``cycle_limit=0``, which ran the 10 cooldown epochs 400-409 at ~0.05.
+    """
+    offset = 0 if decay_from_start else warmup_epochs
+    span = (period or num_epochs) - offset
+    out = []
+    for e in range(num_epochs):
+        if e < warmup_epochs:
+            out.append(warmup_lr + e * (base_lr - warmup_lr) / warmup_epochs)
+            continue
+        cycle, t = divmod(e - offset, span)
+        hi, lo = base_lr * cycle_decay ** cycle, min_lr * cycle_decay ** cycle
+        if mode == 'cosine':
+            lr = lo + (hi - lo) * (1 + math.cos(math.pi * t / span)) / 2
+        elif mode in ('poly', 'linear'):
+            lr = lo + (hi - lo) * (1 - t / span) ** (power if mode == 'poly' else 1)
+        elif mode == 'step':
+            lr = base_lr * decay ** sum(e - offset >= d for d in decay_epochs)
+        elif mode == 'constant':
+            lr = base_lr
+        else:
+            raise TrainingError('--lr-mode must be one of %s, got %r' % (', '.join(LR_MODES), mode))
+        out.append(lr)
+    return out
+
+
+def per_epoch_scheduler(lrs, iters_per_epoch):
+    """The lr of iteration t is ``lrs[t // iters_per_epoch]`` (the last one past the end).
+
+    Built as ``functools.partial(np.interp, xp=..., fp=...)`` over two knots per epoch: a callable that dist_*
+    servers unpickle with numpy alone (they cannot import this package, see :func:`make_lr_scheduler`), exact at
+    every integer t (between the two knots of an epoch the slope is 0)."""
+    ipe = int(iters_per_epoch)
+    if ipe == 1:
+        xp, fp = np.arange(len(lrs), dtype=np.float64), np.asarray(lrs, dtype=np.float64)
+    else:
+        starts = np.arange(len(lrs), dtype=np.float64) * ipe
+        xp = np.stack([starts, starts + ipe - 1], axis=1).reshape(-1)
+        fp = np.repeat(np.asarray(lrs, dtype=np.float64), 2)
+    return functools.partial(np.interp, xp=xp, fp=fp)
+
+
 def make_schedule(opt, iters_per_epoch):
+    decay_epochs = [e - (0 if opt.decay_from_start else opt.warmup_epochs) for e in opt.lr_decay_epochs]
+    if opt.lr_per_epoch:
+        lrs = epoch_lrs(opt.lr_mode, opt.lr, opt.num_epochs, opt.warmup_epochs, opt.warmup_lr, decay_epochs,
+                        opt.lr_decay, min_lr=opt.min_lr, decay_from_start=opt.decay_from_start,
+                        period=opt.lr_period or None, cycle_decay=opt.cycle_decay)
+        return per_epoch_scheduler(lrs, iters_per_epoch)
+    if opt.decay_from_start or opt.lr_period:
+        raise TrainingError('--decay-from-start and --lr-period are options of the per-epoch schedule: add '
+                            '--lr-per-epoch')
     return make_lr_scheduler(opt.lr_mode, opt.lr, iters_per_epoch, opt.num_epochs, opt.warmup_epochs, opt.warmup_lr,
-                             [e - opt.warmup_epochs for e in opt.lr_decay_epochs], opt.lr_decay)
+                             decay_epochs, opt.lr_decay, final_lr=opt.min_lr)

@@ -354,7 +354,7 @@ def test_distillation_teacher(learned, shapes, tmp_path):
 def test_recipe_rexnet_resolution(shapes, tmp_path):
     opt = parse_args(['--model', MODEL, '--recipe', 'rexnet'])
     assert (opt.optimizer, opt.momentum, opt.wd, opt.lr_mode, opt.warmup_epochs, opt.num_epochs) == \
-        ('nag', 0.9, 1e-5, 'cosine', 5, 400)
+        ('nag', 0.9, 1e-5, 'cosine', 3, 400)
     assert opt.label_smoothing and opt.no_wd and not opt.mixup and opt.teacher is None
     assert (opt.dropout, opt.randaugment, opt.reprob, opt.remode) == (0.2, 'rand-m9-mstd0.5', 0.2, 'pixel')
     assert opt.lr_scale == (0.5, 512)
@@ -374,6 +374,7 @@ def test_recipe_rexnet_resolution(shapes, tmp_path):
                      'distillation=off', 'batch=8 per device x 2 devices x 1 workers = 16 global'):
         assert expected in line, (expected, line)
     assert 'RandAugment(rand-m9-mstd0.5) -> Normalize -> RandomErasing(0.20, pixel)' in log
+    assert 'random interpolation' in log and 'lr_steps=per epoch, decay counted from epoch 0' in line
 
 
 def test_two_cpu_contexts_equal_one_with_the_same_global_batch(shapes, tmp_path):

@@ -22,7 +22,9 @@ class AugmentConfig:
 
     def __init__(self, input_size=224, crop_ratio=0.875, mean=(123.68, 116.779, 103.939),
                  std=(58.393, 57.12, 57.375), min_random_area=0.08, color_jitter=0.4, pca_noise=0.1,
-                 randaugment=None, reprob=0.0, remode='pixel', recount=1):
+                 randaugment=None, reprob=0.0, remode='pixel', recount=1, interpolation='bilinear'):
+        if interpolation not in INTERPOLATIONS:
+            raise ValueError('interpolation must be one of %s, got %r' % (', '.join(INTERPOLATIONS), interpolation))
         self.input_size = int(input_size)
         self.crop_ratio = float(crop_ratio)
         self.mean = tuple(float(m) for m in mean)
@@ -34,6 +36,7 @@ class AugmentConfig:
         self.reprob = float(reprob)
         self.remode = remode
         self.recount = int(recount)
+        self.interpolation = interpolation   # of the training crop's resize; 'random': bilinear or bicubic per image
 
     @property
     def resize(self):
@@ -42,10 +45,12 @@ class AugmentConfig:
 
     @property
     def needs_python_pipeline(self):
-        return bool(self.randaugment) or self.reprob > 0
+        # MXNet's ImageRecordIter has no "bilinear or bicubic at random" (its inter_method 10 picks among five)
+        return bool(self.randaugment) or self.reprob > 0 or self.interpolation != 'bilinear'
 
     def describe(self):
-        parts = ['RandomResizedCrop(%d, area %.2f-1)' % (self.input_size, self.min_random_area), 'flip']
+        interp = '' if self.interpolation == 'bilinear' else ', %s interpolation' % self.interpolation
+        parts = ['RandomResizedCrop(%d, area %.2f-1%s)' % (self.input_size, self.min_random_area, interp), 'flip']
         if self.randaugment:
             parts.append('RandAugment(%s)' % self.randaugment)
         else:
@@ -67,13 +72,25 @@ def decode(raw, where):
     return np.ascontiguousarray(img[:, :, ::-1])   # BGR -> RGB
 
 
-def _resize(img, w, h):
+INTERPOLATIONS = ('bilinear', 'bicubic', 'random')
+
+
+def _resize(img, w, h, cubic=False):
     import cv2
-    return cv2.resize(img, (int(w), int(h)), interpolation=cv2.INTER_LINEAR)
+    return cv2.resize(img, (int(w), int(h)), interpolation=cv2.INTER_CUBIC if cubic else cv2.INTER_LINEAR)
 
 
-def random_resized_crop(img, size, rng, scale=(0.08, 1.0), ratio=(3. / 4., 4. / 3.)):
-    """Inception crop (area and log-aspect uniform, 10 tries, else the center crop), resized to size x size."""
+def crop_interpolation(mode, rng):
+    """True for bicubic: 'bicubic', or 'random' with probability 1/2 (timm's random bilinear/bicubic). No draw
+    from ``rng`` otherwise, so a bilinear run's random stream is what it always was."""
+    if mode == 'random':
+        return bool(rng.random() < 0.5)
+    return mode == 'bicubic'
+
+
+def random_resized_crop(img, size, rng, scale=(0.08, 1.0), ratio=(3. / 4., 4. / 3.), cubic=False):
+    """Inception crop (area and log-aspect uniform, 10 tries, else the center crop), resized to size x size
+    (bilinear, or bicubic with ``cubic``)."""
     h, w = img.shape[:2]
     area = h * w
     log_ratio = (math.log(ratio[0]), math.log(ratio[1]))
@@ -85,7 +102,7 @@ def random_resized_crop(img, size, rng, scale=(0.08, 1.0), ratio=(3. / 4., 4. / 
         if 0 < cw <= w and 0 < ch <= h:
             x0 = int(rng.integers(0, w - cw + 1))
             y0 = int(rng.integers(0, h - ch + 1))
-            return _resize(img[y0:y0 + ch, x0:x0 + cw], size, size)
+            return _resize(img[y0:y0 + ch, x0:x0 + cw], size, size, cubic)
     # fallback: central crop with the aspect clamped to the range
     in_ratio = w / h
     if in_ratio < ratio[0]:
@@ -95,7 +112,7 @@ def random_resized_crop(img, size, rng, scale=(0.08, 1.0), ratio=(3. / 4., 4. / 
     else:
         cw, ch = w, h
     y0, x0 = (h - ch) // 2, (w - cw) // 2
-    return _resize(img[y0:y0 + ch, x0:x0 + cw], size, size)
+    return _resize(img[y0:y0 + ch, x0:x0 + cw], size, size, cubic)
 
 
 def _color_jitter(img, strength, rng):
@@ -150,7 +167,8 @@ class TrainTransform:
 
     def __call__(self, img, rng):
         cfg = self.cfg
-        img = random_resized_crop(img, cfg.input_size, rng, scale=(cfg.min_random_area, 1.0))
+        cubic = crop_interpolation(cfg.interpolation, rng)
+        img = random_resized_crop(img, cfg.input_size, rng, scale=(cfg.min_random_area, 1.0), cubic=cubic)
         if rng.random() < 0.5:
             img = img[:, ::-1]
         img = np.ascontiguousarray(img)
