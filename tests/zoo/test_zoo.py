@@ -187,11 +187,13 @@ def test_offline_error_lists_every_url_and_falls_back(server, checkpoint, home, 
     assert zoo.pretrained_file('rexnet_1.0x', progress=False).endswith('.params')
 
 
-def test_two_processes_download_once(server, checkpoint, home, monkeypatch, tmp_path):
-    source = release_source(server, checkpoint)
+def _two_processes_fetch(source):
+    """Two processes call pretrained_file('rexnet_1.0x') at once from ``source``; returns their (stdout, stderr)
+    after asserting both succeeded."""
     script = textwrap.dedent('''
-        import sys, rexnet_gluon
         from rexnet_gluon import zoo
+        from rexnet_gluon.zoo import cache
+        cache.DOWNLOAD_BACKOFF = 0.0
         zoo.MODELS['rexnet_1.0x'].sources = [%r]
         print(zoo.pretrained_file('rexnet_1.0x', progress=False))
     ''' % source)
@@ -199,7 +201,13 @@ def test_two_processes_download_once(server, checkpoint, home, monkeypatch, tmp_
     procs = [subprocess.Popen([sys.executable, '-c', script], env=env, stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE, text=True) for _ in range(2)]
     outs = [p.communicate(timeout=300) for p in procs]
-    assert all(p.returncode == 0 for p in procs), [o[1][-1500:] for o in outs]
+    assert [p.returncode for p in procs] == [0, 0], [o[1][-1500:] for o in outs]
+    return outs
+
+
+def test_two_processes_download_once(server, checkpoint, home, monkeypatch, tmp_path):
+    source = release_source(server, checkpoint)
+    outs = _two_processes_fetch(source)
     paths = {o[0].strip().splitlines()[-1] for o in outs}
     assert len(paths) == 1 and os.path.exists(paths.pop())
     assert len(server.hits) == 1
@@ -312,18 +320,7 @@ def test_two_processes_and_one_damaged_cache_file(server, checkpoint, home, monk
     with open(path, 'r+b') as f:
         f.seek(300)
         f.write(b'\xff' * 32)
-    script = textwrap.dedent('''
-        from rexnet_gluon import zoo
-        from rexnet_gluon.zoo import cache
-        cache.DOWNLOAD_BACKOFF = 0.0
-        zoo.MODELS['rexnet_1.0x'].sources = [%r]
-        print(zoo.pretrained_file('rexnet_1.0x', progress=False))
-    ''' % source)
-    env = dict(os.environ, PYTHONPATH=ROOT, PYTHONWARNINGS='ignore')
-    procs = [subprocess.Popen([sys.executable, '-c', script], env=env, stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True) for _ in range(2)]
-    outs = [p.communicate(timeout=300) for p in procs]
-    assert [p.returncode for p in procs] == [0, 0], [o[1][-1500:] for o in outs]
+    outs = _two_processes_fetch(source)
     assert {o[0].strip().splitlines()[-1] for o in outs} == {path}
     assert len(server.hits) == 2                                     # the first fetch, then one repair
 
