@@ -4,6 +4,8 @@ class count of a checkpoint; loading arrays into a network. The cache of publish
 import os
 import re
 
+import numpy as np
+
 from .registry import get_model_info
 
 __all__ = ['local_params', 'checkpoint_classes', 'load_arrays']
@@ -47,9 +49,21 @@ def load_arrays(net, params_file, arrays, classes, ctx):
         raise ValueError('the pretrained weights lack %s: they are not weights for this network' % missing[:5])
     net.initialize(mx.init.Xavier(), ctx=ctx)
     for k, p in params.items():
-        value = arrays[k]
-        if tuple(value.shape) != tuple(p.shape):
-            if k.startswith('output.') and classes != 1000:
-                continue   # a new classifier for fine-tuning keeps its fresh initialisation
-            raise ValueError('pretrained %s has shape %s but the network has %s' % (k, value.shape, p.shape))
-        p.set_data(mx.nd.array(value, dtype=p.dtype))
+        value = _fitted(k, np.asarray(arrays[k]), tuple(p.shape), classes)
+        if value is not None:
+            p.set_data(mx.nd.array(value, dtype=p.dtype))
+
+
+def _fitted(key, value, shape, classes):
+    """``value`` shaped for the network's parameter; None only for the one explicit re-initialisation: ImageNet's
+    1000-class classifier into a network built with ``classes != 1000`` (fine-tuning from the published weights).
+    Anything else that does not fit is an error naming the tensor and both shapes: a trained head is never dropped."""
+    if tuple(value.shape) == shape:
+        return value
+    if value.ndim < len(shape) and tuple(value.shape) + (1,) * (len(shape) - value.ndim) == shape:
+        return value.reshape(shape)   # a Dense classifier (C, F), as older fine-tunes saved it -> the 1x1 conv
+    if key.startswith('output.') and classes != 1000 and value.shape[:1] == (1000,):
+        return None                   # a new classifier for fine-tuning keeps its fresh initialisation
+    raise ValueError('pretrained %s has shape %s but the network has %s%s' % (
+        key, tuple(value.shape), shape, ': build the network with classes=%d to load this head' % value.shape[0]
+        if key.startswith('output.') and value.ndim >= 1 else ''))

@@ -379,3 +379,25 @@ def test_mxnet_home_as_gluoncv_reads_it(monkeypatch, tmp_path):
     assert zoo.models_root('/ignored') == 'models'                  # set but empty: GluonCV's join('', 'models')
     monkeypatch.delenv('MXNET_HOME')
     assert zoo.models_root('~/r') == str(tmp_path / 'r')
+
+
+def test_fine_tuned_dense_head_loads_and_a_wrong_head_is_an_error(tmp_path):
+    """Older fine-tunes saved their classifier as a Dense, (C, 1280); the zoo's is a 1x1 conv, (C, 1280, 1, 1). It
+    must load as trained (it was silently left at its random initialisation), and a head of another class count
+    is an error naming the tensor and both shapes, never a silent re-initialisation."""
+    from rexnet_gluon.convert.parity import randomize_gluon_
+    net = rexnet_gluon.get_model('rexnet_1.0x', classes=3)
+    net.initialize()
+    net(mx.nd.zeros((1, 3, 64, 64)))
+    randomize_gluon_(net, 4)
+    arrays = {k: p.data() for k, p in net._collect_params_with_prefix().items()}
+    arrays['output.1.weight'] = arrays['output.1.weight'].reshape((3, -1))        # the Dense layout
+    path = str(tmp_path / 'finetuned.params')
+    mx.nd.save(path, arrays)
+    loaded = rexnet_gluon.get_model('rexnet_1.0x', pretrained=path, classes=3)
+    assert np.array_equal(loaded.output[1].weight.data().asnumpy(), net.output[1].weight.data().asnumpy())
+    x = mx.nd.random.normal(shape=(2, 3, 64, 64))
+    assert np.abs(loaded(x).asnumpy() - net(x).asnumpy()).max() < 1e-5
+    with pytest.raises(ValueError, match=r'output\.1\.weight has shape \(3, 1280\) but the network has '
+                                         r'\(5, 1280, 1, 1\): build the network with classes=3'):
+        rexnet_gluon.get_model('rexnet_1.0x', pretrained=path, classes=5)
