@@ -19,7 +19,7 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # run from a checkout too
 
 from rexnet_gluon.convert.official_listing import LISTING_PATH  # noqa: E402
-from rexnet_gluon.utils.fileio import atomic_path  # noqa: E402
+from rexnet_gluon.utils.fileio import atomic_write_text  # noqa: E402
 
 V1_WIDTHS = ('1.0', '1.3', '1.5', '2.0', '3.0')
 LITE_WIDTHS = ('1.0', '1.3', '1.5', '2.0')
@@ -58,9 +58,7 @@ def main(argv=None):
         out['rexnet_%sx' % w] = listing(v1.ReXNetV1(width_mult=float(w)))
     for w in LITE_WIDTHS:
         out['rexnet_lite_%sx' % w] = listing(lite.ReXNetV1_lite(multiplier=float(w)))
-    with atomic_path(args.output) as tmp:
-        with open(tmp, 'w') as f:
-            f.write(to_json(out))
+    atomic_write_text(args.output, to_json(out))
     print('wrote %s: %s' % (args.output, ', '.join('%s (%d keys)' % (k, len(v)) for k, v in out.items())))
     return 0
 

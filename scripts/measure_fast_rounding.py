@@ -55,7 +55,7 @@ def table(rows):
 def main(argv=None):
     os.environ.update({'MXNET_ENGINE_TYPE': 'NaiveEngine', 'MXNET_USE_OPERATOR_TUNING': '0'})
     import rexnet_gluon
-    from rexnet_gluon.utils.fileio import atomic_path
+    from rexnet_gluon.utils.fileio import atomic_write_text
     from rexnet_gluon.utils.quiet import quiet_warnings
     quiet_warnings()
     p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
@@ -65,17 +65,20 @@ def main(argv=None):
     p.add_argument('--output', default=os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                                                     'results', 'fast_rounding.md'))
     args = p.parse_args(argv)
+    models = args.models.split(',')
+    unknown = [m for m in models if m not in rexnet_gluon.get_model_list()]
+    if unknown or args.images < 1:
+        p.error('unknown model(s) %s; choose from %s' % (', '.join(unknown), ', '.join(rexnet_gluon.get_model_list()))
+                if unknown else '--images must be at least 1')
     from tqdm import tqdm
-    rows = [measure(m, args.images, args.seed) for m in tqdm(args.models.split(','), desc='models', file=sys.stderr)]
+    rows = [measure(m, args.images, args.seed) for m in tqdm(models, desc='models', file=sys.stderr)]
     text = table(rows)
     worst = max(r['fast_vs_plain'] / r['rule'] for r in rows)
     text += ('\n\nRandom weights (seed %d), %d held-out generated images per model, batch 1 through the fast graph. '
              'Worst fast-vs-plain distance: %.2f x the parity rule. Command: python scripts/measure_fast_rounding.py'
              '\n' % (args.seed, args.images, worst))
     print(text)
-    with atomic_path(args.output) as tmp:
-        with open(tmp, 'w') as f:
-            f.write(text)
+    atomic_write_text(args.output, text)
     return 0
 
 

@@ -29,7 +29,7 @@ def main(argv=None):
     args = p.parse_args(argv)
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
-    from rexnet_gluon.utils.fileio import atomic_path
+    from rexnet_gluon.utils.fileio import atomic_write
     curves = {r: recipe_lrs(r) for r in ('rexnet', 'rexnet-timm2020')}
     fig = Figure(figsize=(12, 3.6))
     FigureCanvasAgg(fig)
@@ -46,8 +46,7 @@ def main(argv=None):
     axes[2].set_yscale('log')
     axes[0].legend()
     fig.tight_layout()
-    with atomic_path(args.output) as tmp:
-        fig.savefig(tmp, format='png', dpi=80)
+    atomic_write(args.output, lambda tmp: fig.savefig(tmp, format='png', dpi=80))
     for name, lrs in curves.items():
         print('%-16s epochs %d: %s ... %s' % (name, len(lrs), ', '.join('%.4g' % v for v in lrs[:4]),
                                             ', '.join('%.4g' % v for v in lrs[-3:])))

@@ -202,7 +202,5 @@ def _read_record(path):
 
 
 def _write_record(path, digest):
-    from ..utils.fileio import atomic_path
-    with atomic_path(path) as tmp:
-        with open(tmp, 'w') as f:
-            f.write(digest + '\n')
+    from ..utils.fileio import atomic_write_text
+    atomic_write_text(path, digest + '\n')
