@@ -9,7 +9,7 @@ import numpy as np
 from .errors import UsageError
 from .images import ImageLoadError, load_image, load_images
 
-__all__ = ['predict', 'class_names', 'format_predictions', 'add_arguments', 'run', ]
+__all__ = ['predict', 'class_names', 'format_predictions', 'add_arguments', 'run', 'load_model', 'model_preprocess']
 
 
 def class_names(net, num_classes):
@@ -145,6 +145,13 @@ def load_model(name, params=None, ctx=None):
         raise UsageError(msg) from None
 
 
+def model_preprocess(info, params=None):
+    """The evaluation preprocessing of zoo model ``info`` with local weights ``params``: a training checkpoint's
+    (its JSON: the size and transform its validation used), else the zoo entry's."""
+    from ..zoo.weights import checkpoint_meta
+    return dict(info.preprocess, **checkpoint_meta(params).get('preprocess', {}))
+
+
 def check_model_name(name):
     from ..zoo import get_model_info
     try:
@@ -158,7 +165,7 @@ def run(args):
     if args.topk < 1:
         raise UsageError('--topk must be >= 1')
     info = check_model_name(args.model)
-    preprocess = info.preprocess
+    preprocess = model_preprocess(info, args.params)
     batch = load_images(args.images, preprocess)            # fails fast, before the model is built
     ctx = _context(args.gpu)
     net = load_model(info.name, args.params, ctx)

@@ -8,7 +8,7 @@ import numpy as np
 from ..utils.fileio import atomic_write, atomic_write_text
 
 __all__ = ['CHECKPOINT_FORMAT', 'saving_enabled', 'json_default', 'checkpoint_stem', 'save_checkpoint',
-           'find_latest_checkpoint']
+           'find_latest_checkpoint', 'restore_device_stats']
 
 CHECKPOINT_FORMAT = 'rexnet_gluon.checkpoint/1'
 
@@ -36,14 +36,62 @@ def checkpoint_stem(save_dir, prefix, model, epoch, best_err=None):
 
 
 def save_checkpoint(net, trainer, stem, meta, save_states=True):
-    """``stem.params``, ``stem.states``, then ``stem.json`` (which marks the checkpoint complete), each atomic."""
+    """``stem.params``, ``stem.states``, ``stem.devstats`` (several devices), then ``stem.json`` (which marks the
+    checkpoint complete), each atomic."""
     atomic_write(stem + '.params', net.save_parameters)
     if save_states:
         atomic_write(stem + '.states', trainer.save_states)
+    stats = _device_stats(net)
+    if stats:
+        import mxnet as mx
+        atomic_write(stem + '.devstats', lambda tmp: mx.nd.save(tmp, stats))
     meta = dict(meta, params=os.path.basename(stem + '.params'),
-                states=os.path.basename(stem + '.states') if save_states else None)
+                states=os.path.basename(stem + '.states') if save_states else None,
+                device_stats=os.path.basename(stem + '.devstats') if stats else None)
     atomic_write_text(stem + '.json', json.dumps(meta, indent=1, default=json_default))
     return stem + '.params'
+
+
+def _device_stats(net):
+    """Each device's BatchNorm running statistics, ``{'DEVICE_INDEX:name': array}``, when there are several
+    devices. ``save_parameters`` keeps only their average, and each device updates its own copy from its own
+    images: resuming every device from the average would not continue the run exactly."""
+    stats = {}
+    for name, p in net._collect_params_with_prefix().items():
+        if p.grad_req != 'null' or p._data is None or len(p.list_ctx()) < 2:
+            continue
+        for i, ctx in enumerate(p.list_ctx()):
+            stats['%d:%s' % (i, name)] = p.data(ctx)
+    return stats
+
+
+def restore_device_stats(net, params_path, log):
+    """After ``net.load_parameters(params_path)``: each device's running statistics as the checkpoint saved them
+    (its JSON names a ``.devstats``), if the device count matches; else every device keeps the average (logged)."""
+    try:
+        with open(os.path.splitext(params_path)[0] + '.json') as f:
+            name = json.load(f).get('device_stats')
+    except (OSError, ValueError, AttributeError):
+        return False
+    if not name:
+        return False
+    import mxnet as mx
+    path = os.path.join(os.path.dirname(params_path), name)
+    stats = mx.nd.load(path) if os.path.isfile(path) else {}
+    params = net._collect_params_with_prefix()
+    devices = {int(k.split(':', 1)[0]) for k in stats}
+    targets = [p for p in params.values() if p.grad_req == 'null']
+    if not stats or not targets or len(devices) != len(targets[0].list_ctx()):
+        log.warning('%s holds the running statistics of %d devices, this run has %d: every device starts from '
+                    'their average (the continued run will not equal an uninterrupted one)', path, len(devices),
+                    len(targets[0].list_ctx()) if targets else 0)
+        return False
+    for key, value in stats.items():
+        i, pname = key.split(':', 1)
+        p = params[pname]
+        ctx = p.list_ctx()[int(i)]
+        p.data(ctx)[:] = value.as_in_context(ctx).astype(p.dtype)
+    return True
 
 
 def find_latest_checkpoint(save_dir, prefix=None, model=None):
@@ -65,7 +113,8 @@ def find_latest_checkpoint(save_dir, prefix=None, model=None):
             continue
         paths = [os.path.join(save_dir, meta['params'])] + \
             ([os.path.join(save_dir, meta['states'])] if meta.get('states') else [])
-        if not all(os.path.isfile(p) for p in paths):
+        extra = [os.path.join(save_dir, meta['device_stats'])] if meta.get('device_stats') else []
+        if not all(os.path.isfile(p) for p in paths + extra):
             continue
         meta['params_path'] = paths[0]
         meta['states_path'] = paths[1] if len(paths) > 1 else None

@@ -180,8 +180,9 @@ def build_parser(kind='train'):
         f.add_argument('--pretrained', type=str, default='true',
                        help="'true' (published weights), an 8-hex cached tag, a .params/.pth/.safetensors file, or "
                        "'none' (from scratch)")
-        f.add_argument('--body-lr-mult', type=float, default=0.1, help='lr multiplier of the pretrained body '
-                       '(the new head uses 1)')
+        f.add_argument('--body-lr-mult', type=float, default=None,
+                       help='lr multiplier of everything but the new classifier (which uses 1); default 0.1 from '
+                       'pretrained weights, 1 with --pretrained none')
     else:
         d = {}
         p = argparse.ArgumentParser(description='Train an image classification model on ImageNet (GluonCV '

@@ -6,6 +6,7 @@ import warnings
 import mxnet as mx
 from mxnet import gluon
 
+from .checkpoints import restore_device_stats
 from .errors import TrainingError
 from .models import apply_no_wd, create_model, student_kwargs
 from .schedule import LRProbe, make_schedule
@@ -113,6 +114,14 @@ class Learner:
         if self.amp is not None:
             self.amp.init_trainer(trainer)
         self.trainer = trainer
+        if opt.resume_params and len(self.ctx) > 1:
+            # The trainer's kvstore broadcasts device 0's copy of every parameter to the others when it starts
+            # (lazily, at the first step): start it now, then give each device its own BatchNorm statistics.
+            if not trainer._kv_initialized:
+                trainer._init_kvstore()
+            if trainer._params_to_init:
+                trainer._init_params()
+            restore_device_stats(self.net, opt.resume_params, log)
         self.step_batch = rt.step_batch(plan.per_worker_batch)
         self.num_update = self.updates_done()
 

@@ -1,7 +1,6 @@
 """Networks by name (rexnet_gluon's zoo, then GluonCV's), weights from files, the student's model arguments
 (norm layer, dropout, ...), weight-decay exemptions and parameter checks."""
 import os
-import warnings
 
 import mxnet as mx
 import numpy as np
@@ -34,11 +33,13 @@ def create_model(name, classes, ctx, pretrained=False, kwargs=None):
             if key.startswith('rexnetr') and 'ch_div' not in kwargs:
                 kwargs['ch_div'] = 16 if key.startswith('rexnetr_3') else 8
             net = cls(float(width), classes=classes, **kwargs)
+            net.preprocess = zoo.get_model_info(key).preprocess
             if pretrained:
                 if not (isinstance(pretrained, str) and pretrained.endswith('.params')):
                     raise TrainingError('%s with width_mult=%s has no published weights; pass a .params file of '
                                         'this network' % (key, width))
-                load_params_file(net, pretrained, ctx, skip_head=False)
+                load_params_file(net, pretrained, ctx)
+                zoo.apply_checkpoint_meta(net, zoo.weights.checkpoint_meta(pretrained))
             return net
         from ..gluoncv.compat import import_gluoncv
         import_gluoncv()
@@ -49,7 +50,7 @@ def create_model(name, classes, ctx, pretrained=False, kwargs=None):
                                 'mobilenetv2_1.0) work too.' % (name, ', '.join(get_model_list())))
         if isinstance(pretrained, str) and os.path.isfile(pretrained):
             net = gcv_get_model(key, classes=classes, **kwargs)
-            load_params_file(net, pretrained, ctx, skip_head=False)
+            load_params_file(net, pretrained, ctx)
             return net
         return gcv_get_model(key, pretrained=pretrained, ctx=ctx, classes=classes, **kwargs)
     except TrainingError:
@@ -59,30 +60,18 @@ def create_model(name, classes, ctx, pretrained=False, kwargs=None):
                             % (name, classes, kwargs, err)) from err
 
 
-def load_params_file(net, path, ctx, skip_head=False):
-    """Load a Gluon .params into net by structural name; ``skip_head`` leaves ``output.*`` that do not fit."""
+def load_params_file(net, path, ctx, new_classifier=False):
+    """Load a Gluon .params into ``net`` by structural name with the zoo's loader (all tensors or an error naming
+    the one that does not fit); ``new_classifier`` keeps the final classifier's fresh initialisation
+    (fine-tuning). Returns the names left at their initialisation."""
+    from ..zoo.weights import load_arrays, read_params
     if not os.path.isfile(path):
         raise TrainingError('weights file %s does not exist' % path)
-    arrays = mx.nd.load(path)
-    arrays = {k.split(':', 1)[-1]: v for k, v in arrays.items()}
-    params = net._collect_params_with_prefix()
-    with warnings.catch_warnings():
-        warnings.simplefilter('ignore')
-        net.initialize(mx.init.Xavier(), ctx=ctx)
-    problems = []
-    for k, p in params.items():
-        head = k.startswith('output.')
-        if k not in arrays:
-            if not (skip_head and head):
-                problems.append('%s missing' % k)
-            continue
-        if tuple(arrays[k].shape) != tuple(p.shape):
-            if not (skip_head and head):
-                problems.append('%s: file %s, network %s' % (k, arrays[k].shape, p.shape))
-            continue
-        p.set_data(arrays[k].astype(p.dtype))
-    if problems:
-        raise TrainingError('%s does not fit %s: %s' % (path, type(net).__name__, '; '.join(problems[:6])))
+    try:
+        return load_arrays(net, read_params(path), ctx, getattr(net, 'num_classes', None), new_classifier,
+                           source=path)
+    except ValueError as err:
+        raise TrainingError(str(err)) from None
 
 
 def _gn_groups(name, base_kwargs, explicit):

@@ -91,6 +91,7 @@ class Outputs:
         meta = dict(format=CHECKPOINT_FORMAT, prefix=self.prefix, model=self.opt.model, epoch=epoch,
                     next_epoch=epoch + 1, num_update=learner.num_update, seed=opt.seed, metrics=row,
                     history=self.metrics.rows, best_val_err_top1=self.best_err, classes=self.plan.classes,
+                    class_names=self.plan.class_names, preprocess=self.plan.aug.eval_preprocess,
                     args=args_dict(opt), time=time.strftime('%Y-%m-%dT%H:%M:%S'))
         if improved:
             stem = checkpoint_stem(opt.save_dir, self.prefix, opt.model, epoch, self.best_err)

@@ -10,7 +10,8 @@ __all__ = ['DataPlan']
 
 class DataPlan:
     """The training and validation data of a run, from the options: :meth:`build`, then ``train_data`` (its
-    ``epoch(e)`` yields the batches), ``val_data`` (None without validation), ``classes``, ``per_worker_batch``,
+    ``epoch(e)`` yields the batches), ``val_data`` (None without validation), ``classes`` and ``class_names``
+    (the class folders; None for RecordIO), ``per_worker_batch``,
     ``global_batch``, ``batches_per_epoch``, ``iters_per_epoch``; :meth:`log_summary` logs them; :meth:`close`
     stops the loader workers."""
 
@@ -36,7 +37,7 @@ class DataPlan:
                         raise TrainingError('%s %s does not exist (default: {data-dir}/rec/%s)'
                                             % (flag, path, os.path.basename(path)))
                 counted, where = D.count_rec_samples(opt.rec_train, opt.rec_train_idx)
-                classes = opt.classes or 1000
+                classes, self.class_names = opt.classes or 1000, None   # a .rec holds label numbers only
                 if self.aug.needs_python_pipeline:
                     self.train_data = D.TrainLoader(D.RecordSource(opt.rec_train, opt.rec_train_idx), self.aug,
                                                     self.per_worker_batch, opt.seed, opt.num_workers, **parts)
@@ -58,7 +59,7 @@ class DataPlan:
                                         'without validation)' % opt.data_dir)
                 source = D.FolderSource(train_dir)
                 counted, where = len(source), train_dir
-                classes = opt.classes or source.num_classes
+                classes, self.class_names = opt.classes or source.num_classes, list(source.synsets)
                 if classes < source.num_classes:
                     raise TrainingError('--classes %d but %s has %d class folders'
                                         % (classes, train_dir, source.num_classes))

@@ -13,7 +13,7 @@ from . import data as D
 from .errors import TrainingError
 from .flags import floats, json_arg
 from .metrics import evaluate
-from .models import create_model, is_rexnet, load_params_file
+from .models import create_model, is_rexnet
 from .runtime import make_contexts
 
 __all__ = ['build_verify_parser', 'verify_main']
@@ -34,8 +34,13 @@ def build_verify_parser():
     p.add_argument('-j', '--num-data-workers', dest='num_workers', default=4, type=int)
     p.add_argument('--model', type=str, required=True)
     p.add_argument('--params-file', type=str, default='', help='weights to evaluate (default: published weights)')
-    p.add_argument('--input-size', type=int, default=224)
-    p.add_argument('--crop-ratio', type=float, default=0.875)
+    p.add_argument('--input-size', type=int, default=None,
+                   help="default: the checkpoint's (its JSON), else the zoo model's, else 224")
+    p.add_argument('--crop-ratio', type=float, default=None,
+                   help="resize to ceil(input / ratio), center crop; default: the checkpoint's, else the zoo "
+                   "model's crop_pct, else 0.875")
+    p.add_argument('--interpolation', choices=('bilinear', 'bicubic'), default=None,
+                   help="of the resize; default: the checkpoint's, else the zoo model's, else bilinear")
     p.add_argument('--num-batches', type=int, default=100, help='batches timed by --benchmark')
     p.add_argument('--max-batches', type=int, default=None, help='evaluate on the first N batches only')
     p.add_argument('--benchmark', action='store_true', help='time synthetic data instead of evaluating')
@@ -60,6 +65,30 @@ def verify_main(argv=None):
         return 2
 
 
+def _preprocessing(opt):
+    """(input size, crop ratio, interpolation): each flag, else the checkpoint's JSON (what its validation used),
+    else the zoo model's evaluation preprocessing, else GluonCV's 224 / 0.875 / bilinear. Printed."""
+    from ..zoo import get_model_info
+    from ..zoo.weights import checkpoint_meta
+    sources = [('flags', dict(input_size=opt.input_size, crop_pct=opt.crop_ratio, interpolation=opt.interpolation))]
+    meta = checkpoint_meta(opt.params_file).get('preprocess')
+    if meta:
+        sources.append(("the checkpoint's JSON", meta))
+    if is_rexnet(opt.model):
+        sources.append(('the %s zoo entry' % opt.model, get_model_info(opt.model).preprocess))
+    sources.append(('GluonCV defaults', dict(input_size=224, crop_pct=0.875, interpolation='bilinear')))
+    chosen, used = [], []
+    for key in ('input_size', 'crop_pct', 'interpolation'):
+        where, value = next((w, d[key]) for w, d in sources if d.get(key) is not None)
+        chosen.append(value)
+        used.append('%s %s from %s' % (key, value, where))
+    if chosen[2] not in ('bilinear', 'bicubic'):
+        raise TrainingError('interpolation %r: verify resizes with bilinear or bicubic (give --interpolation)'
+                            % chosen[2])
+    print('Evaluation preprocessing: %s' % '; '.join(used))
+    return int(chosen[0]), float(chosen[1]), chosen[2]
+
+
 def _verify(opt):
     ctx = make_contexts(opt)
     if opt.dtype not in ('float32', 'float16'):
@@ -69,30 +98,27 @@ def _verify(opt):
     kwargs = json_arg(opt.model_kwargs, '--model-kwargs')
     if opt.model.lower().startswith('resnext'):
         kwargs['use_se'] = opt.use_se
+    if opt.params_file and not os.path.isfile(opt.params_file):
+        raise TrainingError('--params-file %s does not exist' % opt.params_file)
+    size, crop_ratio, interpolation = _preprocessing(opt)
     if is_rexnet(opt.model):
-        kwargs.setdefault('input_size', opt.input_size)
+        kwargs.setdefault('input_size', size)
     classes = opt.classes
-    if opt.params_file:
-        if not os.path.isfile(opt.params_file):
-            raise TrainingError('--params-file %s does not exist' % opt.params_file)
-        if opt.params_file.endswith('.params'):
-            from ..zoo import checkpoint_classes
-            try:
-                classes = classes or checkpoint_classes(opt.params_file)
-            except ValueError:   # no classifier weights: loading the file reports what is wrong
-                pass
-    classes = classes or 1000
-    if opt.params_file and opt.params_file.endswith('.params'):
-        net = create_model(opt.model, classes, ctx, False, kwargs)
-        load_params_file(net, opt.params_file, ctx)
-    else:
+    if opt.params_file.endswith('.params') and not classes:
+        from ..zoo import checkpoint_classes
         try:
-            net = create_model(opt.model, classes, ctx, opt.params_file or True, kwargs)
-        except TrainingError:
-            raise
-        except Exception as err:
-            raise TrainingError('cannot load the pretrained weights of %s (%s: %s); give --params-file FILE'
-                                % (opt.model, type(err).__name__, err))
+            classes = checkpoint_classes(opt.params_file)
+        except ValueError:   # no classifier weights: loading the file reports what is wrong
+            pass
+    classes = classes or 1000
+    try:
+        net = create_model(opt.model, classes, ctx, opt.params_file or True, kwargs)
+    except TrainingError:
+        raise
+    except Exception as err:
+        raise TrainingError('cannot load %s of %s (%s: %s)%s' % (
+            opt.params_file or 'the published weights', opt.model, type(err).__name__, err,
+            '' if opt.params_file else '; give --params-file FILE'))
     if opt.dtype != 'float32':
         net.cast(opt.dtype)
     if opt.mode == 'hybrid':
@@ -100,7 +126,7 @@ def _verify(opt):
     num_params = sum(int(np.prod(v.shape)) for v in net.collect_params().values())
     bs = opt.batch_size * len(ctx)
     if opt.benchmark:
-        x = mx.nd.random.uniform(shape=(bs, 3, opt.input_size, opt.input_size))
+        x = mx.nd.random.uniform(shape=(bs, 3, size, size))
         datas = gluon.utils.split_and_load(x, ctx)
         for _ in range(3):
             [net(d.astype(opt.dtype)).wait_to_read() for d in datas]
@@ -111,11 +137,11 @@ def _verify(opt):
             o.wait_to_read()
         speed = bs * opt.num_batches / (time.time() - tic)
         print('%s: benchmark of %d batches of %d at %dx%d: %.1f images/sec' % (
-            opt.model, opt.num_batches, bs, opt.input_size, opt.input_size, speed))
+            opt.model, opt.num_batches, bs, size, size, speed))
         print('Parameters: %d' % num_params)
         return 0
-    cfg = D.AugmentConfig(opt.input_size, opt.crop_ratio, floats(opt.rgb_mean, '--rgb-mean'),
-                          floats(opt.rgb_std, '--rgb-std'))
+    cfg = D.AugmentConfig(size, crop_ratio, floats(opt.rgb_mean, '--rgb-mean'), floats(opt.rgb_std, '--rgb-std'),
+                          eval_interpolation=interpolation)
     rec = opt.rec_val or (os.path.join(os.path.expanduser(opt.rec_dir), 'val.rec') if opt.rec_dir else '')
     try:
         if rec:

@@ -29,7 +29,7 @@ from rexnet_gluon.train.models import create_model
 from rexnet_gluon.train.runtime import Runtime
 from rexnet_gluon.train.session import Session
 
-from datasets import make_shapes_dataset  # noqa: E402
+from datasets import CLASSES, make_shapes_dataset  # noqa: E402
 
 from helpers import REPO as ROOT  # noqa: E402
 
@@ -166,9 +166,13 @@ def test_finetune_new_head_and_body_lr_mult(learned, shapes, tmp_path):
                                    '--min-random-area', '0.3'])
     log = open(os.path.join(save, 'ft.log')).read()
     assert status == 0, log[-2000:]
-    assert 'body from %s with lr_mult 0.1, new head Dropout(0.2) + Dense(4) with lr_mult 1' % body in log
+    assert re.search(r'body and dropout from %s with lr_mult 0\.1; new classifier output\.1 \(1x1 conv \d+ -> 4\) '
+                     r'with lr_mult 1' % re.escape(body), log), log
     params = load_params(os.path.join(save, 'finetune-%s-1.params' % MODEL))
-    assert params['output.1.weight'].shape == (4, params['output.1.weight'].shape[1])   # nn.Dense head
+    assert params['output.1.weight'].shape[::2] == (4, 1)            # the zoo's 1x1 conv classifier, nothing else
+    assert sorted(k for k in params if k.startswith('output.')) == ['output.1.bias', 'output.1.weight']
+    meta = json.load(open(os.path.join(save, 'finetune-%s-1.json' % MODEL)))
+    assert meta['class_names'] == list(CLASSES) and meta['preprocess']['input_size'] == 48
     rows = read_csv(os.path.join(save, 'metrics.csv'))
     assert float(rows[-1]['val_top1']) >= 0.7       # the trained body transfers at once
     # lr_mult set on the real parameters the trainer sees
@@ -195,8 +199,11 @@ def _metrics(save):
     return [{k: v for k, v in r.items() if k not in TIMING} for r in read_csv(os.path.join(save, 'metrics.csv'))]
 
 
-def test_resume_equals_uninterrupted_run(shapes, tmp_path):
-    data = ['--data-dir', shapes['root'], '--num-epochs', '2']
+@pytest.mark.parametrize('cpus', [1, 2], ids=['one-device', 'two-devices'])
+def test_resume_equals_uninterrupted_run(shapes, tmp_path, cpus):
+    """Bit-exact, on several devices too: each device's BatchNorm running statistics are saved (.devstats) and
+    restored, not their average that .params holds."""
+    data = ['--data-dir', shapes['root'], '--num-epochs', '2'] + (['--cpus', str(cpus)] if cpus > 1 else [])
     status, full, _ = train(tmp_path, *(data + RESUME), name='full')
     assert status == 0
     # interrupted (Ctrl-C after epoch 0 is saved), then --resume picks up the latest checkpoint
@@ -214,6 +221,8 @@ def test_resume_equals_uninterrupted_run(shapes, tmp_path):
             open(os.path.join(part, 'imagenet-%s-1.states' % MODEL), 'rb') as f2:
         assert f1.read() == f2.read()                                         # momentum and update count too
     assert _metrics(full) == _metrics(part)
+    if cpus > 1:
+        assert os.path.isfile(os.path.join(part, 'imagenet-%s-0.devstats' % MODEL))
 
 
 def test_resume_one_epoch_then_second_constant_lr(shapes, tmp_path):

@@ -116,13 +116,14 @@ def _format_kwargs(fmt, args, pp, calib, held):
 
 def run(args):
     """Run the export command; returns 0 if every check passed, 1 otherwise."""
-    from ..predict import check_model_name, load_model
+    from ..predict import check_model_name, load_model, model_preprocess
     formats = list(dict.fromkeys(f for group in args.format for f in group))
     info = check_model_name(args.model)
     if args.params is not None and not os.path.isfile(args.params):
         raise UsageError('--params %s: no such file' % args.params)
-    size = args.input_size or info.input_size
-    pp = preprocess_for_size(info.preprocess, size)
+    base = model_preprocess(info, args.params)
+    size = args.input_size or base['input_size']
+    pp = preprocess_for_size(base, size)
     calib = None
     if 'int8' in formats and args.calib_dir:
         calib = calibration_images(args.calib_dir, pp, args.num_calib)

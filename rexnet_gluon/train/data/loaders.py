@@ -197,7 +197,8 @@ class RecordIterValLoader:
         kwargs = dict(path_imgrec=self.rec, preprocess_threads=self.threads, shuffle=False,
                       batch_size=self.batch_size, resize=cfg.resize, data_shape=(3, cfg.input_size, cfg.input_size),
                       mean_r=cfg.mean[0], mean_g=cfg.mean[1], mean_b=cfg.mean[2],
-                      std_r=cfg.std[0], std_g=cfg.std[1], std_b=cfg.std[2], round_batch=True, verbose=False)
+                      std_r=cfg.std[0], std_g=cfg.std[1], std_b=cfg.std[2], round_batch=True, verbose=False,
+                      inter_method=2 if cfg.eval_interpolation == 'bicubic' else 1)   # OpenCV's codes
         if self.idx and os.path.isfile(self.idx):
             kwargs['path_imgidx'] = self.idx
         it = mx.io.ImageRecordIter(**kwargs)

@@ -22,9 +22,12 @@ class AugmentConfig:
 
     def __init__(self, input_size=224, crop_ratio=0.875, mean=(123.68, 116.779, 103.939),
                  std=(58.393, 57.12, 57.375), min_random_area=0.08, color_jitter=0.4, pca_noise=0.1,
-                 randaugment=None, reprob=0.0, remode='pixel', recount=1, interpolation='bilinear'):
+                 randaugment=None, reprob=0.0, remode='pixel', recount=1, interpolation='bilinear',
+                 eval_interpolation='bilinear'):
         if interpolation not in INTERPOLATIONS:
             raise ValueError('interpolation must be one of %s, got %r' % (', '.join(INTERPOLATIONS), interpolation))
+        if eval_interpolation not in INTERPOLATIONS[:2]:
+            raise ValueError('eval_interpolation must be bilinear or bicubic, got %r' % (eval_interpolation,))
         self.input_size = int(input_size)
         self.crop_ratio = float(crop_ratio)
         self.mean = tuple(float(m) for m in mean)
@@ -37,11 +40,20 @@ class AugmentConfig:
         self.remode = remode
         self.recount = int(recount)
         self.interpolation = interpolation   # of the training crop's resize; 'random': bilinear or bicubic per image
+        self.eval_interpolation = eval_interpolation   # of the validation resize
 
     @property
     def resize(self):
         """Validation: resize the shorter side to this, then center-crop input_size (GluonCV: ceil(in / ratio))."""
         return int(math.ceil(self.input_size / self.crop_ratio))
+
+    @property
+    def eval_preprocess(self):
+        """The validation transform as the predictor's preprocessing dict (mean/std on the 0..1 scale); training
+        checkpoints keep it so predict/export/verify see the images as validation did."""
+        return dict(input_size=self.input_size, crop=self.input_size, resize=self.resize, crop_pct=self.crop_ratio,
+                    interpolation=self.eval_interpolation, mean=[m / 255.0 for m in self.mean],
+                    std=[s / 255.0 for s in self.std])
 
     @property
     def needs_python_pipeline(self):
@@ -204,7 +216,7 @@ class ValTransform:
             nw, nh = resize, int(resize * h / w)
         else:
             nw, nh = int(resize * w / h), resize
-        img = _resize(img, nw, nh)
+        img = _resize(img, nw, nh, self.cfg.eval_interpolation == 'bicubic')
         # floor, as MXNet's ImageRecordIter and GluonCV's CenterCrop do: with round() an odd margin (48 px from 55)
         # shifted the crop by one pixel against the --use-rec pipeline, and the two validations disagreed.
         y0, x0 = (nh - size) // 2, (nw - size) // 2
