@@ -65,8 +65,12 @@ def main(argv=None):
     p.add_argument('--output', default=os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                                                     'results', 'fast_rounding.md'))
     args = p.parse_args(argv)
-    models = args.models.split(',')
-    unknown = [m for m in models if m not in rexnet_gluon.get_model_list()]
+    models, unknown = [], []
+    for m in args.models.split(','):   # zoo names or aliases (rexnet, rexnet_100, rexnetv1_1.0, ...)
+        try:
+            models.append(rexnet_gluon.zoo.canonical_name(m))
+        except ValueError:
+            unknown.append(m)
     if unknown or args.images < 1:
         p.error('unknown model(s) %s; choose from %s' % (', '.join(unknown), ', '.join(rexnet_gluon.get_model_list()))
                 if unknown else '--images must be at least 1')

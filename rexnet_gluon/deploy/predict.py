@@ -101,7 +101,8 @@ def add_arguments(p):
     """Arguments of ``python -m rexnet_gluon predict``."""
     p.add_argument('images', nargs='+', metavar='IMAGE', help='image files (JPEG, PNG, ... anything Pillow reads)')
     p.add_argument('--model', required=True, metavar='NAME',
-                   help='zoo name, e.g. rexnet_1.0x, rexnet_lite_1.0x, rexnetr_2.0x')
+                   help='zoo name, e.g. rexnet_1.0x, rexnet_lite_1.0x, rexnetr_2.0x, or an alias: rexnet, timm\'s '
+                        'rexnet_100, the official file stem rexnetv1_1.0, ... (any case)')
     weights = p.add_mutually_exclusive_group()
     weights.add_argument('--pretrained', action='store_true',
                          help='the published weights, fetched and converted once, then cached (the default)')

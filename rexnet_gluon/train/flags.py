@@ -7,8 +7,8 @@ import sys
 
 from .errors import TrainingError
 
-__all__ = ['KVSTORES', 'LR_MODES', 'RECIPES', 'build_parser', 'parse_args', 'resolve_args', 'json_arg', 'floats',
-           'args_dict']
+__all__ = ['KVSTORES', 'LR_MODES', 'RECIPES', 'build_parser', 'parse_args', 'resolve_args', 'resolve_names',
+           'json_arg', 'floats', 'args_dict']
 
 KVSTORES = ('device', 'local', 'dist_sync', 'dist_device_sync', 'dist_async', 'horovod')
 LR_MODES = ('step', 'poly', 'cosine', 'linear', 'constant')
@@ -60,8 +60,9 @@ def _gluoncv_flags(p, d):
     g.add_argument('--warmup-epochs', type=int, default=0, help='linear warmup epochs')
     g.add_argument('--last-gamma', action='store_true', help='zero-init the last BN gamma of each residual block')
     g.add_argument('--mode', type=str, help='hybrid: hybridize(static_alloc, static_shape); else imperative')
-    g.add_argument('--model', type=str, required=True, help='rexnet_1.0x, ... (rexnet_gluon.get_model_list()), '
-                   'or a GluonCV zoo name')
+    g.add_argument('--model', type=str, required=True, help='rexnet_1.0x, ... (rexnet_gluon.get_model_list()), an '
+                   'alias (rexnet, timm\'s rexnet_100, rexnetv1_1.0, ...: checkpoints use the zoo name), or a '
+                   'GluonCV zoo name')
     g.add_argument('--input-size', type=int, default=d.get('input_size', 224))
     g.add_argument('--crop-ratio', type=float, default=0.875, help='val: resize to ceil(input/ratio), center crop')
     g.add_argument('--use-pretrained', action='store_true', help='start from the published pretrained weights')
@@ -239,7 +240,23 @@ def parse_args(argv=None, kind='train'):
     return opt
 
 
+def resolve_names(opt):
+    """--model / --teacher given as an alias (``rexnet``, timm's ``rexnet_100``, ``rexnetv1_1.0``, any case) become
+    the canonical zoo name, so checkpoints, logs and --resume all use it. Sets ``opt.renamed``: the renames as
+    'rexnet -> rexnet_1.0x' lines (the run logs them once)."""
+    from .models import rexnet_name
+    opt.renamed = []
+    for flag in ('model', 'teacher'):
+        typed = getattr(opt, flag, None)
+        name = rexnet_name(typed) if typed else None
+        if name and name != typed:
+            setattr(opt, flag, name)
+            opt.renamed.append('--%s %s -> %s' % (flag, typed, name))
+    return opt
+
+
 def resolve_args(opt):
+    resolve_names(opt)
     explicit = set(opt.explicit)
     opt.lr_scale = None
     if opt.recipe:
@@ -283,5 +300,5 @@ def resolve_args(opt):
 
 
 def args_dict(opt):
-    """The options as a dict, without the parsed copies of the JSON flags."""
-    return {k: v for k, v in vars(opt).items() if k not in ('model_kwargs_dict', 'teacher_kwargs_dict')}
+    """The options as a dict, without the parsed copies of the JSON flags and the name resolution's notes."""
+    return {k: v for k, v in vars(opt).items() if k not in ('model_kwargs_dict', 'teacher_kwargs_dict', 'renamed')}

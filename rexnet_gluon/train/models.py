@@ -7,21 +7,30 @@ import numpy as np
 
 from .errors import TrainingError
 
-__all__ = ['is_rexnet', 'create_model', 'load_params_file', 'student_kwargs', 'apply_no_wd', 'param_fingerprint',
-           'nonfinite_param']
+__all__ = ['rexnet_name', 'is_rexnet', 'create_model', 'load_params_file', 'student_kwargs', 'apply_no_wd',
+           'param_fingerprint', 'nonfinite_param']
+
+
+def rexnet_name(name):
+    """The canonical zoo name of one of rexnet_gluon's names or aliases (``rexnet`` -> ``rexnet_1.0x``), else None
+    (a GluonCV zoo name, or unknown)."""
+    from ..zoo import canonical_name
+    try:
+        return canonical_name(name)
+    except ValueError:
+        return None
 
 
 def is_rexnet(name):
-    """One of rexnet_gluon's model names (not a GluonCV zoo name)."""
-    from ..zoo import MODELS
-    return str(name).strip().lower() in MODELS
+    """One of rexnet_gluon's model names or aliases (not a GluonCV zoo name)."""
+    return rexnet_name(name) is not None
 
 
 def create_model(name, classes, ctx, pretrained=False, kwargs=None):
     """A network by zoo name: rexnet_gluon's names first, then GluonCV's zoo. ``kwargs['width_mult']`` builds a
     ReXNet of another width under a zoo name (no published weights then; a local .params still loads)."""
     kwargs = dict(kwargs or {})
-    key = str(name).strip().lower()
+    key = rexnet_name(name) or str(name).strip().lower()
     try:
         if is_rexnet(key):
             from .. import zoo
@@ -46,8 +55,12 @@ def create_model(name, classes, ctx, pretrained=False, kwargs=None):
         from gluoncv.model_zoo import get_model as gcv_get_model, get_model_list as gcv_list
         if key not in gcv_list():
             from ..zoo import get_model_list
-            raise TrainingError('unknown --model %r. rexnet_gluon has: %s; GluonCV zoo names (e.g. resnet18_v1b, '
-                                'mobilenetv2_1.0) work too.' % (name, ', '.join(get_model_list())))
+            from ..zoo.registry import close_names
+            close = close_names(key)
+            raise TrainingError('unknown --model %r. rexnet_gluon has: %s (and aliases: rexnet, timm\'s rexnet_100, '
+                                '...); GluonCV zoo names (e.g. resnet18_v1b, mobilenetv2_1.0) work too.%s'
+                                % (name, ', '.join(get_model_list()),
+                                   ' Close to it: %s.' % ', '.join(close) if close else ''))
         if isinstance(pretrained, str) and os.path.isfile(pretrained):
             net = gcv_get_model(key, classes=classes, **kwargs)
             load_params_file(net, pretrained, ctx)
@@ -91,7 +104,7 @@ def _gn_groups(name, base_kwargs, explicit):
 
 def student_kwargs(opt, ctx):
     """GluonCV's model kwargs (+ ours): norm layer, last_gamma, dropout, input size, --model-kwargs."""
-    name = opt.model.strip().lower()
+    name = rexnet_name(opt.model) or opt.model.strip().lower()
     kwargs = {}
     if name.startswith('vgg'):
         kwargs['batch_norm'] = opt.batch_norm

@@ -80,6 +80,8 @@ class Session:
         self.logger_ready = True
         log = self.logger
         log.info(namespace_repr(opt))
+        for line in getattr(opt, 'renamed', ()):
+            log.info(line)
         self.resume = resume_state(opt, self.prefix, log)
         seed_everything(opt.seed)
         amp, amp_dtype = init_amp(opt, self.ctx)

@@ -11,7 +11,7 @@ from mxnet import gluon
 
 from . import data as D
 from .errors import TrainingError
-from .flags import floats, json_arg
+from .flags import floats, json_arg, resolve_names
 from .metrics import evaluate
 from .models import create_model, is_rexnet
 from .runtime import make_contexts
@@ -32,7 +32,8 @@ def build_verify_parser():
     p.add_argument('--gpus', type=str, default=None)
     p.add_argument('--cpus', type=int, default=0)
     p.add_argument('-j', '--num-data-workers', dest='num_workers', default=4, type=int)
-    p.add_argument('--model', type=str, required=True)
+    p.add_argument('--model', type=str, required=True, help='zoo name (rexnet_1.0x, ...), alias (rexnet, '
+                   'rexnet_100, rexnetv1_1.0, ...) or GluonCV zoo name')
     p.add_argument('--params-file', type=str, default='', help='weights to evaluate (default: published weights)')
     p.add_argument('--input-size', type=int, default=None,
                    help="default: the checkpoint's (its JSON), else the zoo model's, else 224")
@@ -58,6 +59,8 @@ def verify_main(argv=None):
     """``scripts/verify_pretrained.py``; prints running and final top-1/top-5 error, throughput, parameter count."""
     p = build_verify_parser()
     opt = p.parse_args(sys.argv[1:] if argv is None else list(argv))
+    for line in resolve_names(opt).renamed:   # an alias (rexnet, rexnet_100, ...) becomes the zoo name
+        print(line)
     try:
         return _verify(opt)
     except TrainingError as err:

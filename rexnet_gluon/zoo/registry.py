@@ -1,15 +1,17 @@
-"""The zoo as data: each name's builder, published accuracy, weight sources and evaluation preprocessing.
+"""The zoo as data: each name's builder, published accuracy, weight sources, evaluation preprocessing and the
+other names users type for it (:func:`canonical_name`).
 
 Sources are tried in order by :mod:`rexnet_gluon.zoo.weights`; a ``sha256`` of 8 hex digits is the prefix that
 timm's release file names carry, ``None`` where the source publishes no hash.
 """
+import difflib
 from dataclasses import dataclass, field
-from typing import Callable, List, Optional
+from typing import Callable, List, Optional, Tuple
 
 import numpy as np
 
-__all__ = ['ModelInfo', 'MODELS', 'get_model_list', 'get_model_info', 'model_table_markdown', 'IMAGENET_MEAN',
-           'IMAGENET_STD']
+__all__ = ['ModelInfo', 'MODELS', 'ALIASES', 'canonical_name', 'close_names', 'get_model_list', 'get_model_info',
+           'model_table_markdown', 'IMAGENET_MEAN', 'IMAGENET_STD']
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -42,6 +44,8 @@ class ModelInfo:
     crop_pct: float = 0.875         # resize to input_size / crop_pct, then center-crop input_size
     interpolation: str = 'bicubic'
     weights: str = ''               # where the pretrained weights come from (for the README table)
+    aliases: Tuple[str, ...] = ()   # other names for it: timm's (bare and with the tag of the zoo's weights),
+    #                                 the official release's file stem (bare and with .pth)
 
     @property
     def preprocess(self):
@@ -50,22 +54,34 @@ class ModelInfo:
                     crop_pct=self.crop_pct, interpolation=self.interpolation)
 
 
+def _names(timm=None, tag=None, stem=None):
+    """The aliases of one zoo entry: timm's model name bare and with the tag of the weights the zoo serves (another
+    tag is other weights: rexnetr_200.sw_in12k is the 11821-class ImageNet-12k model), and the official file stem
+    bare and with its .pth."""
+    return tuple(a for a in (timm, timm and '%s.%s' % (timm, tag), stem, stem and stem + '.pth') if a)
+
+
 def _v1(w, top1, top5, timm_name, sha8, drive_id):
+    timm, stem = 'rexnet_%s' % timm_name, 'rexnetv1_%s' % w
     sources = (_timm_release('rexnetv1_%s' % timm_name, sha8) if sha8 else []) + \
-        _hf('rexnet_%s.nav_in1k' % timm_name) + _drive(drive_id, 'rexnetv1_%s.pth' % w)
+        _hf('%s.nav_in1k' % timm) + _drive(drive_id, stem + '.pth')
     return ModelInfo('rexnet_%sx' % w, lambda **kw: _build_v1(float(w), **kw), top1, top5, sources,
-                     weights='official (clovaai), via timm / Google Drive')
+                     weights='official (clovaai), via timm / Google Drive', aliases=_names(timm, 'nav_in1k', stem))
 
 
 def _lite(w, top1, top5, drive_id):
+    stem = 'rexnet_lite_%s' % w
     return ModelInfo('rexnet_lite_%sx' % w, lambda **kw: _build_lite(float(w), **kw), top1, top5,
-                     _drive(drive_id, 'rexnet_lite_%s.pth' % w), weights='official (clovaai), Google Drive')
+                     _drive(drive_id, stem + '.pth'), weights='official (clovaai), Google Drive',
+                     aliases=_names(stem=stem))
 
 
 def _rexnetr(w, top1, top5, timm_name, ch_div):
+    timm = 'rexnetr_%s' % timm_name
     return ModelInfo('rexnetr_%sx' % w, lambda **kw: _build_v1(float(w), ch_div=ch_div, **kw), top1, top5,
-                     _hf('rexnetr_%s.sw_in12k_ft_in1k' % timm_name), input_size=288, crop_pct=1.0,
-                     weights='timm, ImageNet-12k pretrain + 1k fine-tune')
+                     _hf('%s.sw_in12k_ft_in1k' % timm), input_size=288, crop_pct=1.0,
+                     weights='timm, ImageNet-12k pretrain + 1k fine-tune',
+                     aliases=_names(timm, 'sw_in12k_ft_in1k'))
 
 
 def _build_v1(width, **kwargs):
@@ -93,17 +109,67 @@ _MODELS = [
     _rexnetr('3.0', 84.582, 97.278, '300', 16),
 ]
 MODELS = {m.name: m for m in _MODELS}
+# The family's name alone is its 1.0x model (as timm's and the paper's "ReXNet" is).
+SHORT_NAMES = {'rexnet': 'rexnet_1.0x', 'rexnet_lite': 'rexnet_lite_1.0x'}
+
+
+def alias_table(models, short_names):
+    """{alias: canonical name} from the entries' ``aliases`` and ``short_names``; an alias naming two models, or
+    shadowing a canonical name, is an error (at import)."""
+    table = {}
+    for alias, name in [(a, m.name) for m in models for a in m.aliases] + list(short_names.items()):
+        if alias in table or alias in {m.name for m in models} or alias != alias.lower():
+            raise ValueError('model alias %r is not unique (or not lower-case)' % alias)
+        table[alias] = name
+    return table
+
+
+ALIASES = alias_table(_MODELS, SHORT_NAMES)
+
+
+def canonical_name(name):
+    """The zoo name of ``name``: a zoo name (``rexnet_1.0x``), ``rexnet`` / ``rexnet_lite`` (the 1.0x models),
+    timm's name (``rexnet_100``, ``rexnetr_200``) bare or with the tag of the zoo's weights (``.nav_in1k``,
+    ``.sw_in12k_ft_in1k``), or the official file stem (``rexnetv1_1.0``, ``rexnet_lite_1.0``) bare or with
+    ``.pth``; case-insensitive, surrounding spaces ignored. An unknown name is a ValueError naming the close ones."""
+    key = str(name).strip().lower()
+    if key in MODELS:
+        return key
+    if key in ALIASES:
+        return ALIASES[key]
+    raise ValueError(unknown_name_message(name))
+
+
+def close_names(name, n=4):
+    """Zoo names and aliases close to ``name``, each alias with its zoo name: ['rexnet_1.5x', 'rexnet_150 (=
+    rexnet_1.5x)', ...]."""
+    key = str(name).strip().lower()
+    found = difflib.get_close_matches(key, list(MODELS) + list(ALIASES), n=n, cutoff=0.6)
+    return [m if m in MODELS else '%s (= %s)' % (m, ALIASES[m]) for m in found]
+
+
+def unknown_name_message(name):
+    key = str(name).strip().lower()
+    base = key.split('.', 1)[0]
+    tagged = sorted(a for a in ALIASES if a.startswith(base + '.') and not a.endswith('.pth'))
+    if '.' in key and base in ALIASES and tagged:
+        why = ('unknown model %r: the zoo has timm\'s %s only with the weights %s (= %s).'
+               % (name, base, ', '.join(tagged), ALIASES[base]))
+    else:
+        close = close_names(name)
+        why = 'unknown model %r%s' % (name, '; did you mean %s?' % ', '.join(close) if close else '.')
+    return ('%s rexnet_gluon.get_model_list() has: %s (also accepted: rexnet, rexnet_lite, timm\'s names such as '
+            'rexnet_100 and the official file stems such as rexnetv1_1.0)' % (why, ', '.join(MODELS)))
 
 
 def get_model_list():
+    """The canonical zoo names (aliases are accepted everywhere but not listed)."""
     return list(MODELS)
 
 
 def get_model_info(name):
-    key = str(name).strip().lower()
-    if key not in MODELS:
-        raise ValueError('unknown model %r; rexnet_gluon has: %s' % (name, ', '.join(MODELS)))
-    return MODELS[key]
+    """The :class:`ModelInfo` of a zoo name or alias (:func:`canonical_name`)."""
+    return MODELS[canonical_name(name)]
 
 
 def model_table_markdown():

@@ -439,3 +439,14 @@ def test_cli_bad_flags(params_file, tmp_path):
                           cwd=REPO, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 2 and "unknown format 'x'" in proc.stderr
     assert os.listdir(tmp_path) == ['imgs']
+
+
+def test_cli_export_takes_an_alias(params_file, tmp_path, monkeypatch, capsys):
+    """--model rexnetv1_1.0.pth (the official file's name): the rexnet_1.0x export, under its zoo name by default."""
+    from rexnet_gluon.__main__ import main
+    monkeypatch.chdir(tmp_path)
+    assert main(['export', '--model', 'RexNetV1_1.0.pth', '--params', params_file, '--format', 'symbol',
+                 '--input-size', str(SIZE)]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith('rexnet_1.0x (%s), input 1x3x%dx%d' % (params_file, SIZE, SIZE)) and '[symbol] PASS' in out
+    assert sorted(os.listdir(tmp_path)) == ['rexnet_1.0x-0000.params', 'rexnet_1.0x-symbol.json']

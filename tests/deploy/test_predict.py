@@ -214,3 +214,17 @@ def test_cli_default_weights_offline(images, tmp_path, monkeypatch, capsys):
     assert err.startswith('error: could not fetch pretrained weights for rexnet_1.0x')
     assert 'pretrained=' in err and 'Traceback' not in err
     assert err.count('-> cannot resolve the host') == 4            # every source named, with its failure
+
+
+def test_cli_predict_takes_an_alias(weights, images, capsys):
+    """--model accepts what users type (timm's name with its tag, any case): the zoo model, its name printed."""
+    from rexnet_gluon.__main__ import main
+    assert main(['predict', images[0], '--model', 'rexnet_1.0x', '--params', weights[1], '--topk', '3']) == 0
+    canonical = capsys.readouterr().out
+    assert main(['predict', images[0], '--model', ' REXNET_100.nav_in1k', '--params', weights[1], '--topk', '3']) == 0
+    aliased = capsys.readouterr().out
+    assert aliased.startswith('rexnet_1.0x (%s), input 224x224, top-3 of 1000 classes' % weights[1])
+    assert aliased == canonical
+    assert main(['predict', images[0], '--model', 'rexnet_lite_3.0', '--params', weights[1]]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: unknown model 'rexnet_lite_3.0'; did you mean ") and 'Traceback' not in err

@@ -241,6 +241,40 @@ def test_resume_one_epoch_then_second_constant_lr(shapes, tmp_path):
     assert _metrics(os.path.join(str(tmp_path), 'full')) == _metrics(part)
 
 
+# ------------------------------------------------------------------------------------------------ model names
+def test_model_alias_trains_under_the_zoo_name(shapes, tmp_path, capsys):
+    """--model rexnet (issue 11's literal command) and the other aliases are resolved when the flags are parsed:
+    checkpoints, metrics and logs carry rexnet_1.0x, the rename is logged once, --resume under another alias of
+    the same model continues the run; --teacher, fine-tuning and verify_pretrained.py take aliases too."""
+    quick = ['--data-dir', shapes['root'], '--batch-size', '8', '--max-batches-per-epoch', '2', '--max-val-batches',
+             '1', '--save-frequency', '1']
+    status, save, log = train(tmp_path, *(quick + ['--num-epochs', '1', '--model', 'rexnet', '--teacher', 'rexnet_lite',
+                                                   '--teacher-params', 'random', '--hard-weight', '0.5']))
+    assert status == 0, log[-2000:]
+    assert log.count('--model rexnet -> rexnet_1.0x') == 1 and "model='rexnet_1.0x'" in log
+    assert '--teacher rexnet_lite -> rexnet_lite_1.0x' in log and "teacher='rexnet_lite_1.0x'" in log
+    files = set(os.listdir(save))
+    assert {'imagenet-rexnet_1.0x-0.params', 'imagenet-rexnet_1.0x-0.states', 'imagenet-rexnet_1.0x-0.json'} <= files
+    assert not [f for f in files if 'imagenet-rexnet-' in f], files
+    with open(os.path.join(save, 'metrics.json')) as f:
+        assert json.load(f)['args']['model'] == 'rexnet_1.0x'
+    status, save, log = train(tmp_path, *(quick + ['--num-epochs', '2', '--model', 'REXNET_100.nav_in1k', '--resume']))
+    assert status == 0, log[-2000:]
+    assert '--model REXNET_100.nav_in1k -> rexnet_1.0x' in log and 'next epoch 1' in log
+    assert 'imagenet-rexnet_1.0x-1.params' in os.listdir(save)
+    ckpt = os.path.join(save, 'imagenet-rexnet_1.0x-1.params')
+    assert verify_main(['--model', 'rexnetv1_1.0', '--model-kwargs', SMALL, '--params-file', ckpt, '--data-dir',
+                        shapes['root'], '--input-size', '48', '--batch-size', '8', '--max-batches', '1',
+                        '-j', '0']) == 0
+    out = capsys.readouterr().out
+    assert out.startswith('--model rexnetv1_1.0 -> rexnet_1.0x\n') and 'rexnet_1.0x: err-top1=' in out
+    ft = str(tmp_path / 'ft')
+    status = finetune_main(BASE + quick + ['--model', 'Rexnet_100', '--pretrained', ckpt, '--num-epochs', '1',
+                                           '--save-dir', ft, '--logging-file', os.path.join(ft, 'ft.log')])
+    assert status == 0 and 'finetune-rexnet_1.0x-0.params' in os.listdir(ft)
+    assert '--model Rexnet_100 -> rexnet_1.0x' in open(os.path.join(ft, 'ft.log')).read()
+
+
 # ---------------------------------------------------------------------------------------------------- NaN stop
 def test_nan_loss_stops_and_keeps_last_good_checkpoint(shapes, tmp_path):
     args = ['--data-dir', shapes['root'], '--batch-size', '16', '--max-batches-per-epoch', '3', '--num-epochs', '3',
@@ -426,6 +460,7 @@ def test_clear_errors(shapes, tmp_path, capsys):
         (['--dtype', 'float16'], 'float16 needs a GPU'),
         (['--data-backend', 'dali-cpu'], 'DALI is not supported'),
         (['--model', 'rexnet_9.9x'], "unknown --model 'rexnet_9.9x'. rexnet_gluon has: rexnet_1.0x"),
+        (['--model', 'rexnet_1.5'], 'Close to it: rexnet_1.5x, rexnetv1_1.5 (= rexnet_1.5x)'),
         (['--num-gpus', '1'], 'MXNet sees 0 GPU(s)'),
         (['--kvstore', 'horovod'], 'pip install --no-build-isolation horovod'),
         (['--kvstore', 'dist_sync'], 'needs the ps-lite environment'),

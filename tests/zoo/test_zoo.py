@@ -136,7 +136,9 @@ def test_download_convert_cache_then_offline(server, checkpoint, home, monkeypat
     server.close()                                    # the network is gone: the cache must do
     again = rexnet_gluon.get_model('rexnet_1.0x', pretrained=True)
     assert np.array_equal(again(mx.nd.array(checkpoint['x'])).asnumpy(), got)
-    assert len(server.hits) == hits == 1
+    alias = rexnet_gluon.get_model(' ReXNet_100.nav_in1k', pretrained=True)    # an alias finds the same cache file
+    assert np.array_equal(alias(mx.nd.array(checkpoint['x'])).asnumpy(), got)
+    assert len(server.hits) == hits == 1 and len(glob.glob(str(home / '*.params'))) == 1
 
 
 def test_damaged_cache_file_is_replaced(server, checkpoint, home, monkeypatch):
@@ -401,3 +403,83 @@ def test_fine_tuned_dense_head_loads_and_a_wrong_head_is_an_error(tmp_path):
     with pytest.raises(ValueError, match=r'output\.1\.weight has shape \(3, 1280\) but the network has '
                                          r'\(5, 1280, 1, 1\): build the network with classes=3'):
         rexnet_gluon.get_model('rexnet_1.0x', pretrained=path, classes=5)
+
+
+# --------------------------------------------------------------------------------------------- names users type
+# (typed, zoo name): every kind of alias, in mixed case and with spaces around.
+ALIAS_TABLE = [
+    ('rexnet_1.3x', 'rexnet_1.3x'), (' RexNet_Lite_2.0X ', 'rexnet_lite_2.0x'), ('REXNETR_3.0x', 'rexnetr_3.0x'),
+    # the family's name: its 1.0x model
+    ('rexnet', 'rexnet_1.0x'), ('ReXNet', 'rexnet_1.0x'), ('rexnet_lite', 'rexnet_lite_1.0x'),
+    (' REXNET_LITE\t', 'rexnet_lite_1.0x'),
+    # timm's names, bare and with the tag of the zoo's weights
+    ('rexnet_100', 'rexnet_1.0x'), ('rexnet_130', 'rexnet_1.3x'), ('RexNet_150', 'rexnet_1.5x'),
+    ('rexnet_200', 'rexnet_2.0x'), ('rexnet_300', 'rexnet_3.0x'), ('rexnetr_200', 'rexnetr_2.0x'),
+    ('rexnetr_300', 'rexnetr_3.0x'), ('rexnet_100.nav_in1k', 'rexnet_1.0x'), ('Rexnet_130.Nav_In1k', 'rexnet_1.3x'),
+    ('rexnet_150.nav_in1k', 'rexnet_1.5x'), ('rexnet_200.nav_in1k', 'rexnet_2.0x'),
+    ('REXNET_300.NAV_IN1K', 'rexnet_3.0x'),
+    ('rexnetr_200.sw_in12k_ft_in1k', 'rexnetr_2.0x'), ('RexNetR_300.SW_IN12K_FT_IN1K', 'rexnetr_3.0x'),
+    # the official release's file stems, bare and with .pth
+    ('rexnetv1_1.0', 'rexnet_1.0x'), ('rexnetv1_1.3', 'rexnet_1.3x'), ('rexnetv1_1.5', 'rexnet_1.5x'),
+    ('rexnetv1_2.0', 'rexnet_2.0x'), ('ReXNetV1_3.0', 'rexnet_3.0x'), ('rexnetv1_1.5.pth', 'rexnet_1.5x'),
+    ('rexnet_lite_1.0', 'rexnet_lite_1.0x'), ('rexnet_lite_1.3', 'rexnet_lite_1.3x'),
+    ('rexnet_lite_1.5', 'rexnet_lite_1.5x'), ('REXNET_LITE_2.0', 'rexnet_lite_2.0x'),
+    ('rexnet_lite_1.3.PTH', 'rexnet_lite_1.3x'),
+]
+
+
+@pytest.mark.parametrize('typed, name', ALIAS_TABLE)
+def test_alias_resolves_to_zoo_name(typed, name):
+    assert zoo.canonical_name(typed) == name
+    assert zoo.get_model_info(typed) is zoo.MODELS[name]
+
+
+def test_every_zoo_entry_has_its_aliases_in_the_table():
+    """The table above covers every alias the zoo defines (so a new alias gets a row)."""
+    typed = {t.strip().lower() for t, _ in ALIAS_TABLE}
+    assert set(zoo.ALIASES) <= typed | {a for a in zoo.ALIASES if a.endswith('.pth')}
+    assert all(zoo.ALIASES[t.strip().lower()] == n for t, n in ALIAS_TABLE if t.strip().lower() in zoo.ALIASES)
+
+
+@pytest.mark.parametrize('typed, close, not_close', [
+    ('rexnet_1.5', ['rexnet_1.5x'], []),                              # no "x": the zoo name is suggested
+    ('rexnet_lite_3.0', ['rexnet_lite_2.0 (= rexnet_lite_2.0x)'], ['= rexnet_lite_3']),   # not in the zoo
+    ('rexnetr_100', ['rexnetr_200 (= rexnetr_2.0x)'], []),            # timm has it, the zoo has no weights
+    ('rexnet_1.0', ['rexnet_1.0x'], []),
+    ('rexnet_100.pth', ['rexnet_100.nav_in1k (= rexnet_1.0x)'], []),  # .pth only on the official file stems
+    ('rexnetv1_1.0.nav_in1k', [], []),
+    ('resnet50_v1', [], []),
+])
+def test_unknown_name_lists_close_ones(typed, close, not_close):
+    with pytest.raises(ValueError) as err:
+        zoo.canonical_name(typed)
+    msg = str(err.value)
+    assert msg.startswith('unknown model %r' % typed) and 'rexnet_gluon.get_model_list()' in msg
+    assert all(name in msg for name in zoo.get_model_list())
+    for c in close:
+        assert c in msg.split('rexnet_gluon.get_model_list()')[0], msg
+    assert not any(n in msg for n in not_close), msg
+    with pytest.raises(ValueError, match='unknown model'):
+        rexnet_gluon.get_model(typed)
+
+
+def test_other_timm_tag_is_other_weights():
+    """timm's rexnetr_200.sw_in12k is the 11821-class ImageNet-12k model, not the zoo's 1k fine-tune: an error
+    that says which tag the zoo has."""
+    with pytest.raises(ValueError, match=r"the zoo has timm's rexnetr_200 only with the weights "
+                                         r"rexnetr_200\.sw_in12k_ft_in1k \(= rexnetr_2\.0x\)"):
+        zoo.canonical_name('rexnetr_200.sw_in12k')
+
+
+def test_aliases_build_models_but_are_not_listed():
+    names = ['rexnet_1.0x', 'rexnet_1.3x', 'rexnet_1.5x', 'rexnet_2.0x', 'rexnet_3.0x', 'rexnet_lite_1.0x',
+             'rexnet_lite_1.3x', 'rexnet_lite_1.5x', 'rexnet_lite_2.0x', 'rexnetr_2.0x', 'rexnetr_3.0x']
+    assert rexnet_gluon.get_model_list() == zoo.get_model_list() == list(zoo.MODELS) == names
+    net = rexnet_gluon.get_model('Rexnet_Lite', classes=3)
+    assert net.spec.name == 'rexnet_lite_1.0x' and net.num_classes == 3 and net.preprocess['crop'] == 224
+    assert rexnet_gluon.get_model('rexnetr_300.sw_in12k_ft_in1k').preprocess['crop'] == 288
+    assert zoo.get_rexnet('rexnetv1_1.3.pth').spec.name == 'rexnet_1.3x'
+    # the per-name functions are the zoo names' only (rexnet_1_0x, ...), unchanged
+    functions = [n for n in zoo.__all__ if n.startswith('rexnet')]
+    assert functions == [n.replace('.', '_') for n in names]
+    assert not hasattr(zoo, 'rexnet_100') and zoo.rexnet_1_0x().spec.name == 'rexnet_1.0x'

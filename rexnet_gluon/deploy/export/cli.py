@@ -44,7 +44,8 @@ def _positive(text):
 
 
 def add_arguments(p):
-    p.add_argument('--model', required=True, metavar='NAME', help='zoo name, e.g. rexnet_1.0x')
+    p.add_argument('--model', required=True, metavar='NAME', help='zoo name, e.g. rexnet_1.0x, or an alias '
+                   '(rexnet, rexnet_100, rexnetv1_1.0, ...)')
     weights = p.add_mutually_exclusive_group()
     weights.add_argument('--pretrained', action='store_true',
                          help='the published weights, fetched and converted once, then cached (the default)')
