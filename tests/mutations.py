@@ -50,7 +50,7 @@ MUTATIONS = [
              ['tests/deploy/test_export.py', '-k', 'corrupted_mxnet and fast']),
     Mutation('onnx-self-compare', 'ONNX export equals the network',
              'rexnet_gluon/deploy/export/onnx_format.py',
-             'got = session.run(None, {input_name: xb})[0]', 'got = run_batches(net, xb, b)',
+             'lambda xb: session.run(None, {input_name: xb})[0]', 'lambda xb: run_batches(net, xb, len(xb))',
              ['tests/deploy/test_export.py', '-k', 'corrupted_onnx']),
     Mutation('int8-self-compare', 'INT8 agreement is measured against fp32',
              'rexnet_gluon/deploy/export/lowp.py',
