@@ -18,6 +18,7 @@ EXPORT = [
     'onnx==1.14.1',             # mxnet's ONNX exporter imports onnx.mapping, removed in later onnx releases
     'onnxruntime==1.18.1',      # 1.15-1.17 need numpy >= 1.24.2; 1.18.1 runs beside numpy 1.23.5
     'protobuf<5',               # onnx 1.14 is built against protobuf 4
+    'openvino==2026.4.1',       # newest; runs beside numpy 1.23.5 + mxnet (Python >= 3.10); no nncf: 3.x pulls numpy 2
 ]
 TORCH = [
     'torch==2.14.1',            # only for parity checks; 2.14.1 + torchvision 0.29.1 is the pair that imports

@@ -16,7 +16,7 @@ COMMANDS = [
     ('predict', 'rexnet_gluon.deploy.predict', 'classify image files, print the top-k classes per image'),
     ('models', 'rexnet_gluon.zoo.cli', 'list the model zoo: parameters, MACs, reported accuracy, weight source'),
     ('export', 'rexnet_gluon.deploy.export.cli',
-     'export for deployment (MXNet symbol, ONNX, INT8, bfloat16) and verify it'),
+     'export for deployment (MXNet symbol, ONNX, OpenVINO, INT8, bfloat16) and verify it'),
 ]
 
 

@@ -1,7 +1,7 @@
 """Deployment exports of a ReXNet, each one verified before it is published.
 
     python scripts/export.py --model rexnet_1.0x --params rexnet_1.0x.params --format onnx
-    python -m rexnet_gluon export --model rexnet_1.0x --format symbol,onnx,int8,bf16,fast --output out/rexnet
+    python -m rexnet_gluon export --model rexnet_1.0x --format symbol,onnx,openvino,int8,bf16,fast --output out/rexnet
 
 Formats (files for ``--output PREFIX``):
 
@@ -9,6 +9,10 @@ Formats (files for ``--output PREFIX``):
   ``SymbolBlock.imports``, outputs must be identical.
 - ``onnx``: ``PREFIX.onnx`` (``mx.onnx.export_model`` from the exported symbol, batch axis dynamic);
   ``onnx.checker`` full check, then ONNX Runtime at batch 1 and 3 against MXNet.
+- ``openvino``: ``PREFIX.xml`` + ``PREFIX.bin``, OpenVINO IR with fp32 weights (``ov.convert_model`` of the onnx
+  export, ``ov.save_model(..., compress_to_fp16=False)``), batch axis dynamic or static (``batch=N``); read back
+  with a fresh ``ov.Core``, compiled for CPU in f32, checked against MXNet at batch 1 and 3 (static: N) within
+  the onnx rule.
 - ``int8``: ``PREFIX-symbol.json`` + ``PREFIX-0000.params`` of the oneDNN INT8 graph
   (``quantize_net(quantized_dtype='int8', calib_mode='naive')``, CPU only); top-1 agreement with fp32
   on a held-out generated set.
@@ -23,7 +27,7 @@ failed check are kept only with ``keep_failed`` (``--keep-failed``).
 
 Modules: ``staging`` (report, errors, staging folder and publish), ``data`` (generated and folder images,
 agreement measures), ``graphs`` (running and reloading MXNet graphs), ``mxnet_formats`` (symbol, fast),
-``onnx_format`` (onnx), ``lowp`` (int8, bf16), ``cli`` (the ``export`` command).
+``onnx_format`` (onnx), ``openvino_format`` (openvino), ``lowp`` (int8, bf16), ``cli`` (the ``export`` command).
 
 May import: the rest of ``deploy`` (images, errors, predict's model loading, fast), ``convert`` (the parity rule).
 """
@@ -31,13 +35,15 @@ from .data import CALIB_SEED, EVAL_SEED, calibration_images, generated_images, p
 from .lowp import INT8_FP32_OPS, export_bf16, export_int8
 from .mxnet_formats import export_fast, export_symbol
 from .onnx_format import FALLBACK_OPSET, export_onnx, pinned_onnx_opset
+from .openvino_format import export_openvino
 from .staging import ExportError, ExportReport, output_files
 
 __all__ = ['FORMATS', 'ExportReport', 'ExportError', 'generated_images', 'calibration_images', 'export_symbol',
-           'export_onnx', 'export_int8', 'export_bf16', 'export_fast', 'export_model', 'pinned_onnx_opset',
-           'output_files', 'preprocess_for_size', 'CALIB_SEED', 'EVAL_SEED', 'INT8_FP32_OPS', 'FALLBACK_OPSET', ]
+           'export_onnx', 'export_openvino', 'export_int8', 'export_bf16', 'export_fast', 'export_model',
+           'pinned_onnx_opset', 'output_files', 'preprocess_for_size', 'CALIB_SEED', 'EVAL_SEED', 'INT8_FP32_OPS',
+           'FALLBACK_OPSET', ]
 
-FORMATS = ('symbol', 'onnx', 'int8', 'bf16', 'fast')
+FORMATS = ('symbol', 'onnx', 'openvino', 'int8', 'bf16', 'fast')
 
 
 def export_model(net, fmt, prefix, size=None, **kwargs):
@@ -46,6 +52,6 @@ def export_model(net, fmt, prefix, size=None, **kwargs):
     if fmt not in FORMATS:
         raise ValueError('unknown format %r; choose from %s' % (fmt, ', '.join(FORMATS)))
     size = size or net.preprocess['input_size']
-    fn = {'symbol': export_symbol, 'onnx': export_onnx, 'int8': export_int8, 'bf16': export_bf16,
-          'fast': export_fast}[fmt]
+    fn = {'symbol': export_symbol, 'onnx': export_onnx, 'openvino': export_openvino, 'int8': export_int8,
+          'bf16': export_bf16, 'fast': export_fast}[fmt]
     return fn(net, prefix, size=size, **kwargs)

@@ -9,6 +9,7 @@ from ..images import ImageLoadError
 from . import FORMATS, export_model
 from .data import calibration_images, preprocess_for_size
 from .lowp import INT8_FP32_OPS
+from .openvino_format import import_openvino
 from .staging import ExportError
 
 __all__ = ['HANDLED_ERRORS', 'UsageError', 'add_arguments', 'run', ]
@@ -55,8 +56,9 @@ def add_arguments(p):
                    help='%s; repeat it or separate with commas for several' % ' | '.join(FORMATS))
     p.add_argument('--output', metavar='PREFIX',
                    help='output prefix (default: the model name). With several formats, int8 and bf16 add '
-                        '-int8 / -bf16 / -fast to it (their files would collide otherwise); alone, a format '
-                        'uses PREFIX as given')
+                        '-int8 / -bf16 / -fast to it (their files would collide otherwise; symbol, onnx and '
+                        'openvino write PREFIX-symbol.json/-0000.params, PREFIX.onnx, PREFIX.xml/.bin); alone, '
+                        'a format uses PREFIX as given')
     p.add_argument('--input-size', type=_positive, metavar='N',
                    help='square input size to export and verify at (default: the model\'s, e.g. 224)')
     p.add_argument('--calib-dir', metavar='DIR',
@@ -84,6 +86,8 @@ def add_arguments(p):
                    help='onnx: pin this opset (default: onnx\'s newest, falling back to 13 if that fails)')
     p.add_argument('--onnx-tol', type=float, default=1e-5, metavar='T',
                    help='onnx: allowed max|ORT - MXNet| per unit of logit scale (default 1e-5)')
+    p.add_argument('--ov-batch', type=_positive, metavar='N',
+                   help='openvino: a static batch of N images (default: the batch axis stays dynamic)')
     p.add_argument('--keep-failed', action='store_true',
                    help='publish the files of a format even if its check failed (the exit status is still 1)')
     return p
@@ -107,6 +111,8 @@ def _format_kwargs(fmt, args, pp, calib, held):
         kw.update(calib_data=calib, num_calib=args.num_calib, num_eval=args.num_eval, batch=args.batch,
                   quantize_mode=args.quantize_mode, min_agreement=args.int8_min_agreement,
                   exclude_operators=args.int8_exclude_ops, eval_data=held)
+    elif fmt == 'openvino':
+        kw.update(batch=args.ov_batch)
     elif fmt == 'bf16':
         kw.update(num_eval=args.num_eval, batch=args.batch, min_agreement=args.bf16_min_agreement,
                   eval_data=held)
@@ -138,6 +144,13 @@ def run(args):
                              'the calibration did not see')
     elif args.eval_dir:
         raise UsageError('--eval-dir is only used by --format int8 and bf16')
+    if args.ov_batch is not None and 'openvino' not in formats:
+        raise UsageError('--ov-batch is only used by --format openvino')
+    if 'openvino' in formats:
+        try:
+            import_openvino()
+        except ExportError as err:
+            raise UsageError(str(err)) from None
     import mxnet as mx
     net = load_model(info.name, args.params, mx.cpu())
     prefixes = _prefixes(formats, args.output, info.name)

@@ -1,7 +1,9 @@
 """The ``onnx`` format: mx2onnx with a dynamic batch axis, the opset pinned when the default fails, checked
-with ``onnx.checker`` and ONNX Runtime."""
+with ``onnx.checker`` and ONNX Runtime. Its conversion (:func:`staged_onnx`) and its check against MXNet
+(:func:`check_against_mxnet`) are shared with the ``openvino`` format, which starts from the same ONNX file."""
 import contextlib
 import time
+from collections import namedtuple
 
 import numpy as np
 
@@ -9,7 +11,8 @@ from .data import EVAL_SEED, generated_images
 from .graphs import prepared, run_batches
 from .staging import ExportError, ExportReport, Staging, output_files
 
-__all__ = ['FALLBACK_OPSET', 'pinned_onnx_opset', 'export_onnx', ]
+__all__ = ['FALLBACK_OPSET', 'pinned_onnx_opset', 'StagedOnnx', 'staged_onnx', 'report_onnx', 'check_against_mxnet',
+           'export_onnx', ]
 
 FALLBACK_OPSET = 13   # the newest opset mx2onnx has translations for
 
@@ -60,6 +63,78 @@ def _ort_session(path):
     return ort.InferenceSession(path, opts, providers=['CPUExecutionProvider'])
 
 
+StagedOnnx = namedtuple('StagedOnnx', 'path model opened opset errors sym_prefix')
+
+
+def staged_onnx(net, st, onnx_path, size, opset=None, open_with=None):
+    """The network as ONNX at ``onnx_path`` (a file in the staging folder ``st``): exported as an MXNet symbol
+    (``st.staged_prefix + '.mxnet'``), then converted by mx2onnx at onnx's default opset, retried with the opset
+    pinned to :data:`FALLBACK_OPSET` if that fails (or only at ``opset`` if given). ``open_with(onnx_path)``, the
+    runtime that will run the file, is part of each attempt, so an opset the runtime cannot read falls back too.
+
+    Returns a :class:`StagedOnnx` (path, the onnx model, what ``open_with`` returned, the opset used, the error of
+    each failed attempt, the symbol prefix); raises :class:`ExportError` if every attempt failed.
+    """
+    import onnx
+    prepared(net, size)
+    sym_prefix = st.staged_prefix + '.mxnet'
+    net.export(sym_prefix)
+    default = onnx.defs.onnx_opset_version()
+    errors = []
+    for attempt in ([opset] if opset else [None, FALLBACK_OPSET]):
+        try:
+            with (pinned_onnx_opset(attempt) if attempt else contextlib.nullcontext()):
+                model = _onnx_convert(sym_prefix, onnx_path, size)
+            opened = open_with(onnx_path) if open_with else None
+            return StagedOnnx(onnx_path, model, opened, model.opset_import[0].version, errors, sym_prefix)
+        except Exception as err:   # noqa: BLE001 - reported, then the next opset is tried
+            errors.append('opset %s: %s: %s' % (attempt or default, type(err).__name__,
+                                                str(err).strip().splitlines()[-1] if str(err).strip() else ''))
+    raise ExportError('ONNX export failed: ' + '; '.join(errors))
+
+
+def report_onnx(rep, onx, opset=None):
+    """The opset (and why) and the operators of a :func:`staged_onnx` file, in the report."""
+    if onx.errors:
+        rep.notes.append('the default opset failed (%s); exported with the opset pinned to %d'
+                         % (onx.errors[0], onx.opset))
+    rep.lines.append('opset     %d (%s)' % (onx.opset, 'requested' if opset else
+                                             'onnx default, no workaround needed' if not onx.errors else
+                                             'pinned: mx2onnx translates up to opset 13'))
+    rep.lines.append('ops       ' + ', '.join(sorted({n.op_type for n in onx.model.graph.node})))
+
+
+def check_against_mxnet(rep, net, x, sym_prefix, runtime, run, batches, atol, key):
+    """Check ``run(images) -> logits`` (the exported file in its runtime) against MXNet's logits of the network
+    at each batch size of ``batches`` (the first images of ``x``), within ``max|diff| <= atol * max(1,
+    max|logit|)``; the float64 logits of the exported symbol at ``sym_prefix`` are reported for reference.
+    Writes figures ``batch<b>`` (``<key>_vs_fp64`` among them), lines and checks; returns the worst max|diff|."""
+    import mxnet as mx
+    fp64 = mx.gluon.SymbolBlock.imports(sym_prefix + '-symbol.json', ['data'], sym_prefix + '-0000.params',
+                                        ctx=mx.cpu())
+    fp64.cast('float64')
+    worst = 0.0
+    for b in batches:
+        xb = x[:b]
+        ref = run_batches(net, xb, b)
+        got = run(xb)
+        exact = fp64(mx.nd.array(xb, dtype='float64')).asnumpy()
+        diff = float(np.abs(got - ref).max())
+        scale = float(np.abs(ref).max())
+        tol = atol * max(1.0, scale)
+        rep.figures['batch%d' % b] = {'max_abs_diff': diff, 'logit_scale': scale, 'tolerance': tol,
+                                      key + '_vs_fp64': float(np.abs(got - exact).max()),
+                                      'mxnet_vs_fp64': float(np.abs(ref - exact).max()), 'shape': list(got.shape)}
+        rep.lines.append('runtime   batch %d: %s vs MXNet max|diff| %.2e = %.1e x logit scale %.1f (allowed %.0e x '
+                         'max(1, scale) = %.1e); distance to the float64 logits: %s %.1e, MXNet fp32 %.1e'
+                         % (b, runtime, diff, diff / max(scale, 1e-30), scale, atol, tol, runtime,
+                            np.abs(got - exact).max(), np.abs(ref - exact).max()))
+        rep.check('%s output shape at batch %d' % (runtime, b), got.shape == ref.shape)
+        rep.check('%s matches MXNet at batch %d' % (runtime, b), diff <= tol)
+        worst = max(worst, diff)
+    return worst
+
+
 def export_onnx(net, prefix, size=224, preprocess=None, opset=None, atol=1e-5, keep_failed=False):
     """``PREFIX.onnx`` with a dynamic batch axis, checked with ``onnx.checker`` and ONNX Runtime.
 
@@ -69,67 +144,19 @@ def export_onnx(net, prefix, size=224, preprocess=None, opset=None, atol=1e-5, k
     are float32 and differ from the exact (float64) logits by rounding that grows with the logits' size.
     The float64 MXNet logits are reported for reference.
     """
-    import mxnet as mx
-    import onnx
     t0 = time.time()
     rep = ExportReport('onnx', prefix)
-    pp = preprocess or net.preprocess
-    x = generated_images(3, size, pp, EVAL_SEED)
+    x = generated_images(3, size, preprocess or net.preprocess, EVAL_SEED)
     finals = output_files('onnx', prefix)
     with Staging(prefix) as st:
-        prepared(net, size)
-        sym_prefix = st.staged_prefix + '.mxnet'
-        net.export(sym_prefix)
-        onnx_path = st.staged(finals[0])
-        default = onnx.defs.onnx_opset_version()
-        attempts = [opset] if opset else [None, FALLBACK_OPSET]
-        errors = []
-        for attempt in attempts:
-            try:
-                with (pinned_onnx_opset(attempt) if attempt else contextlib.nullcontext()):
-                    model = _onnx_convert(sym_prefix, onnx_path, size)
-                session = _ort_session(onnx_path)
-                break
-            except Exception as err:   # noqa: BLE001 - reported, then the next opset is tried
-                errors.append('opset %s: %s: %s' % (attempt or default, type(err).__name__,
-                                                    str(err).strip().splitlines()[-1] if str(err).strip() else ''))
-        else:
-            raise ExportError('ONNX export failed: ' + '; '.join(errors))
-        used = model.opset_import[0].version
-        if errors:
-            rep.notes.append('the default opset failed (%s); exported with the opset pinned to %d'
-                             % (errors[0], used))
-        rep.lines.append('opset     %d (%s)' % (used, 'requested' if opset else
-                                                 'onnx default, no workaround needed' if not errors else
-                                                 'pinned: mx2onnx translates up to opset 13'))
-        rep.lines.append('ops       ' + ', '.join(sorted({n.op_type for n in model.graph.node})))
+        onx = staged_onnx(net, st, st.staged(finals[0]), size, opset, open_with=_ort_session)
+        report_onnx(rep, onx, opset)
         rep.check('onnx.checker (full check)', True)
+        session = onx.opened
         input_name = session.get_inputs()[0].name
-        fp64 = mx.gluon.SymbolBlock.imports(sym_prefix + '-symbol.json', ['data'], sym_prefix + '-0000.params',
-                                            ctx=mx.cpu())
-        fp64.cast('float64')
-        worst = 0.0
-        for b in (1, 3):
-            xb = x[:b]
-            ref = run_batches(net, xb, b)
-            got = session.run(None, {input_name: xb})[0]
-            exact = fp64(mx.nd.array(xb, dtype='float64')).asnumpy()
-            diff = float(np.abs(got - ref).max())
-            scale = float(np.abs(ref).max())
-            tol = atol * max(1.0, scale)
-            rep.figures['batch%d' % b] = dict(max_abs_diff=diff, logit_scale=scale, tolerance=tol,
-                                               ort_vs_fp64=float(np.abs(got - exact).max()),
-                                               mxnet_vs_fp64=float(np.abs(ref - exact).max()),
-                                               shape=list(got.shape))
-            rep.lines.append('runtime   batch %d: ONNX Runtime vs MXNet max|diff| %.2e = %.1e x logit scale %.1f '
-                             '(allowed %.0e x max(1, scale) = %.1e); distance to the float64 logits: ONNX Runtime '
-                             '%.1e, MXNet fp32 %.1e'
-                             % (b, diff, diff / max(scale, 1e-30), scale, atol, tol, np.abs(got - exact).max(),
-                                np.abs(ref - exact).max()))
-            rep.check('ONNX Runtime output shape at batch %d' % b, got.shape == ref.shape)
-            rep.check('ONNX Runtime matches MXNet at batch %d' % b, diff <= tol)
-            worst = max(worst, diff)
-        rep.figures.update(opset=used, max_abs_diff=worst)
+        worst = check_against_mxnet(rep, net, x, onx.sym_prefix, 'ONNX Runtime',
+                                    lambda xb: session.run(None, {input_name: xb})[0], (1, 3), atol, 'ort')
+        rep.figures.update(opset=onx.opset, max_abs_diff=worst)
         if rep.ok or keep_failed:
             rep.files = st.publish(finals)
     rep.seconds = time.time() - t0

@@ -59,6 +59,8 @@ def output_files(fmt, prefix):
     """The files a format writes for ``prefix``."""
     if fmt == 'onnx':
         return [prefix + '.onnx']
+    if fmt == 'openvino':
+        return [prefix + '.xml', prefix + '.bin']
     return [prefix + '-symbol.json', prefix + '-0000.params']
 
 
