@@ -6,10 +6,12 @@ official state_dict keys up to BatchNorm's ``gamma``/``beta``. The shapes come f
 :mod:`rexnet_gluon.spec`.
 """
 import inspect
+import warnings
 
 from mxnet.gluon import nn
 from mxnet.gluon.block import Block, HybridBlock
 
+from .norm import UnbiasedRunningVar
 from .spec import ReXNetSpec, lite_spec, v1_spec
 
 __all__ = ['ReXNet', 'ReXNetV1', 'ReXNetV1Lite', 'ReXNetFeatures', 'Swish', 'ReLU6']
@@ -167,7 +169,7 @@ class ReXNet(HybridBlock):
     """
 
     def __init__(self, spec, classes=1000, dropout=0.2, norm_layer=None, norm_kwargs=None,
-                 last_gamma=False, input_size=224, **kwargs):
+                 last_gamma=False, input_size=224, bn_running_var='unbiased', **kwargs):
         for gluoncv_only in ('pretrained', 'ctx', 'root'):
             if gluoncv_only in kwargs:
                 raise TypeError('%s is an argument of rexnet_gluon.get_model(), not of the network class'
@@ -179,6 +181,9 @@ class ReXNet(HybridBlock):
             raise ValueError('classes must be a positive integer, got %r' % (classes,))
         if not 0 <= dropout < 1:
             raise ValueError('dropout must be in [0, 1), got %r' % (dropout,))
+        if bn_running_var not in ('unbiased', 'biased'):
+            raise ValueError("bn_running_var must be 'unbiased' (PyTorch's update, the default) or 'biased' "
+                             "(MXNet's), got %r" % (bn_running_var,))
         self.spec = spec
         self.num_classes = classes
         self.input_size = input_size
@@ -207,12 +212,39 @@ class ReXNet(HybridBlock):
                 self.output.add(nn.Dropout(dropout),
                                 nn.Conv2D(classes, 1, use_bias=True, in_channels=head_in),
                                 nn.Flatten())
+        self.bn_running_var = bn_running_var
+        self._bn_stats = None
+        if bn_running_var == 'unbiased':
+            self._bn_stats = UnbiasedRunningVar(self)
+            self.register_forward_pre_hook(self._bn_stats.before_call)
+
+    def hybridize(self, active=True, **kwargs):
+        # MXNet warns that forward pre-hooks do not run inside a hybridized *parent*; the network's own
+        # (the running-variance correction) does run when the network itself is called, which is the use here.
+        with warnings.catch_warnings():
+            warnings.filterwarnings('ignore', message='.*is being hybridized while still having forward hook')
+            super(ReXNet, self).hybridize(active, **kwargs)
+
+    def save_parameters(self, filename, deduplicate=False):
+        if self._bn_stats is not None:
+            self._bn_stats.flush()
+        super(ReXNet, self).save_parameters(filename, deduplicate)
+
+    def export(self, path, epoch=0, remove_amp_cast=True):
+        if self._bn_stats is not None:
+            self._bn_stats.flush()
+        return super(ReXNet, self).export(path, epoch, remove_amp_cast)
 
     def __setattr__(self, name, value):
         # GluonCV's fine-tuning recipe assigns `net.output = nn.Dense(classes)`; Gluon refuses to change a
         # child's type, so drop the old head first. Only the two GluonCV children are replaceable this way.
         if name in ('features', 'output') and isinstance(value, Block) and isinstance(self.__dict__.get(name), Block):
             del self.__dict__[name]
+            if self.__dict__.get('_bn_stats') is not None:
+                self._bn_stats.flush()
+                super(ReXNet, self).__setattr__(name, value)
+                self._bn_stats.watch()      # the new child's BatchNorm layers, if any
+                return
         super(ReXNet, self).__setattr__(name, value)
 
     @property

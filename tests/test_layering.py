@@ -26,7 +26,7 @@ LAYERS = {
     'deploy': 4,      # fast path, predictor, exports, benchmark
     'api': 5,         # rexnet_gluon/__init__.py and __main__.py: the public face and the command dispatcher
 }
-NETWORK_MODULES = ('spec', 'model')
+NETWORK_MODULES = ('spec', 'model', 'norm')
 MAX_MODULE_LINES = 500
 MAX_CLASS_LINES = 150
 

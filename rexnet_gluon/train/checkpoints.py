@@ -38,12 +38,15 @@ def checkpoint_stem(save_dir, prefix, model, epoch, best_err=None):
 def save_checkpoint(net, trainer, stem, meta, save_states=True):
     """``stem.params``, ``stem.states``, ``stem.devstats`` (several devices), then ``stem.json`` (which marks the
     checkpoint complete), each atomic."""
+    import mxnet as mx
+    # A network hybridized with static_alloc writes BatchNorm statistics without the engine tracking the write
+    # (MXNet 1.9.1): without this, a save right after a step could read the statistics of the step before.
+    mx.nd.waitall()
     atomic_write(stem + '.params', net.save_parameters)
     if save_states:
         atomic_write(stem + '.states', trainer.save_states)
     stats = _device_stats(net)
     if stats:
-        import mxnet as mx
         atomic_write(stem + '.devstats', lambda tmp: mx.nd.save(tmp, stats))
     meta = dict(meta, params=os.path.basename(stem + '.params'),
                 states=os.path.basename(stem + '.states') if save_states else None,
