@@ -26,7 +26,13 @@ class Swish(HybridBlock):
     process (batch 16 or 50) give 0.265 on the same checkpoint (not understood; not seen outside that sequence), so
     the training network keeps ``sigmoid``; ``rexnet_gluon.fast`` uses the oneDNN form for inference.
     """
+    def __init__(self, onednn=False, **kwargs):
+        super(Swish, self).__init__(**kwargs)
+        self.onednn = onednn
+
     def hybrid_forward(self, F, x):
+        if self.onednn:
+            return x * F.Activation(x, act_type='sigmoid')
         return x * F.sigmoid(x)
 
 
@@ -45,7 +51,9 @@ class ReLU6(HybridBlock):
 
 
 def _activation(kind):
-    return Swish() if kind == 'swish' else ReLU6()
+    if kind.startswith('swish'):
+        return Swish(onednn=kind == 'swish_onednn')
+    return ReLU6()
 
 
 class _NormFactory:
@@ -169,7 +177,7 @@ class ReXNet(HybridBlock):
     """
 
     def __init__(self, spec, classes=1000, dropout=0.2, norm_layer=None, norm_kwargs=None,
-                 last_gamma=False, input_size=224, bn_running_var='unbiased', **kwargs):
+                 last_gamma=False, input_size=224, bn_running_var='unbiased', swish_op='sigmoid', **kwargs):
         for gluoncv_only in ('pretrained', 'ctx', 'root'):
             if gluoncv_only in kwargs:
                 raise TypeError('%s is an argument of rexnet_gluon.get_model(), not of the network class'
@@ -181,6 +189,9 @@ class ReXNet(HybridBlock):
             raise ValueError('classes must be a positive integer, got %r' % (classes,))
         if not 0 <= dropout < 1:
             raise ValueError('dropout must be in [0, 1), got %r' % (dropout,))
+        if swish_op not in ('sigmoid', 'activation'):
+            raise ValueError("swish_op must be 'sigmoid' (x * sigmoid(x)) or 'activation' (x * Activation(x, "
+                             "'sigmoid'), oneDNN), got %r" % (swish_op,))
         if bn_running_var not in ('unbiased', 'biased'):
             raise ValueError("bn_running_var must be 'unbiased' (PyTorch's update, the default) or 'biased' "
                              "(MXNet's), got %r" % (bn_running_var,))
@@ -188,6 +199,7 @@ class ReXNet(HybridBlock):
         self.num_classes = classes
         self.input_size = input_size
         norm = _NormFactory(norm_layer, norm_kwargs)
+        act = 'swish_onednn' if spec.act == 'swish' and swish_op == 'activation' else spec.act
         channels = spec.channel_list() + [b.dw_channels for b in spec.blocks] + \
             [b.se_channels for b in spec.blocks if b.se_channels] + ([spec.head_hidden] if spec.lite else [])
         norm.check_channels(channels)
@@ -195,11 +207,11 @@ class ReXNet(HybridBlock):
             self.features = nn.HybridSequential(prefix='features_')
             with self.features.name_scope():
                 self.features.add(nn.Conv2D(spec.stem, 3, 2, 1, use_bias=False, in_channels=3),
-                                  norm(spec.stem), _activation(spec.act))
+                                  norm(spec.stem), _activation(act))
                 for block in spec.blocks:
-                    self.features.add(LinearBottleneck(block, spec.act, norm, last_gamma))
+                    self.features.add(LinearBottleneck(block, act, norm, last_gamma))
                 self.features.add(nn.Conv2D(spec.pen, 1, use_bias=False, in_channels=spec.blocks[-1].out_channels),
-                                  norm(spec.pen), _activation(spec.act),
+                                  norm(spec.pen), _activation(act),
                                   nn.GlobalAvgPool2D())
             self.output = nn.HybridSequential(prefix='output_')
             with self.output.name_scope():

@@ -167,6 +167,7 @@ def _extra_flags(p, d):
     # test hooks: a NaN loss at this update; a KeyboardInterrupt once this epoch is saved (as Ctrl-C would)
     g.add_argument('--inject-nan-at-step', type=int, default=None, help=argparse.SUPPRESS)
     g.add_argument('--interrupt-after-epoch', type=int, default=None, help=argparse.SUPPRESS)
+    g.add_argument('--kill-at-step', type=int, default=None, help=argparse.SUPPRESS)   # tests: SIGKILL itself
 
 
 def build_parser(kind='train'):

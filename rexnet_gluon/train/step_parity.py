@@ -22,9 +22,10 @@ __all__ = ['ParityConfig', 'StepResult', 'run_parity', 'TOLERANCE']
 TOLERANCE = {'float64': 1e-6, 'float32': 1e-3}
 
 ParityConfig = namedtuple('ParityConfig', 'model steps dtype input_size batch classes contexts lr warmup_steps '
-                                          'warmup_lr momentum wd smoothing optimizer bn_running_var last_gamma seed')
+                                          'warmup_lr momentum wd smoothing optimizer bn_running_var last_gamma seed '
+                                          'swish_op')
 ParityConfig.__new__.__defaults__ = ('rexnet_1.0x', 20, 'float64', 64, 8, 10, 1, 0.1, 3, 0.01, 0.9, 1e-4, 0.1,
-                                     None, 'unbiased', True, 0)
+                                     None, 'unbiased', True, 0, 'sigmoid')
 StepResult = namedtuple('StepResult', 'step lr loss_ref loss_diff param_diff param_name mean_diff var_diff stat_name')
 
 
@@ -81,7 +82,8 @@ class _Pair:
         from .models import apply_no_wd
         cfg = self.cfg
         self.ctx = [mx.cpu(i) for i in range(cfg.contexts)]
-        net = ReXNet(spec, cfg.classes, dropout=0.0, last_gamma=cfg.last_gamma, bn_running_var=cfg.bn_running_var)
+        net = ReXNet(spec, cfg.classes, dropout=0.0, last_gamma=cfg.last_gamma, bn_running_var=cfg.bn_running_var,
+                     swish_op=cfg.swish_op)
         net.initialize(ctx=self.ctx)
         net.cast(cfg.dtype)
         params = net._collect_params_with_prefix()
@@ -243,6 +245,8 @@ def build_parser():
                    "else nag)")
     p.add_argument('--bn-running-var', choices=('unbiased', 'biased'), default=d.bn_running_var)
     p.add_argument('--no-last-gamma', action='store_true')
+    p.add_argument('--swish-op', choices=('sigmoid', 'activation'), default=d.swish_op,
+                   help="Swish as x * sigmoid(x) (default) or x * Activation(x, 'sigmoid') (oneDNN)")
     p.add_argument('--tol', type=float, default=None, help='relative tolerance (default: 1e-6 float64, 1e-3 '
                    'float32)')
     p.add_argument('--markdown', metavar='FILE', help='also write the table as Markdown')
@@ -254,7 +258,7 @@ def main(argv=None):
     args = build_parser().parse_args(argv)
     cfg = ParityConfig(args.model, args.steps, args.dtype, args.input_size, args.batch, args.classes, args.contexts,
                        args.lr, min(3, args.steps - 1), 0.01, 0.9, args.wd, 0.1, args.optimizer,
-                       args.bn_running_var, not args.no_last_gamma, 0)
+                       args.bn_running_var, not args.no_last_gamma, 0, args.swish_op)
     tol = args.tol if args.tol is not None else TOLERANCE[args.dtype]
     head = '| step | lr | loss (PyTorch) | loss rel. diff | max param rel. diff | running mean | running var |'
     lines = [head, '|---|---|---|---|---|---|---|']

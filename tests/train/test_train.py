@@ -225,6 +225,26 @@ def test_resume_equals_uninterrupted_run(shapes, tmp_path, cpus):
         assert os.path.isfile(os.path.join(part, 'imagenet-%s-0.devstats' % MODEL))
 
 
+def test_killed_run_resumes_equal_to_uninterrupted(shapes, tmp_path):
+    """SIGKILL mid-epoch (no clean stop, loader worker processes running): --resume continues from the last
+    complete checkpoint and ends bit-identical to an uninterrupted run."""
+    data = ['--data-dir', shapes['root'], '--num-epochs', '2']
+    status, full, _ = train(tmp_path, *(data + RESUME), name='full')
+    assert status == 0
+    part = str(tmp_path / 'part')
+    r = run_script('train_imagenet', *(BASE + data + RESUME + ['--save-dir', part, '--logging-file', part + '/log',
+                                                               '--kill-at-step', '6']))   # epoch 1, batch 1
+    assert r.returncode == -9, r.stderr[-2000:]
+    assert find_latest_checkpoint(part, 'imagenet', MODEL)['epoch'] == 0
+    status, part, log = train(tmp_path, *(data + RESUME + ['--resume']), name='part')
+    assert status == 0 and 'next epoch 1' in log
+    a = load_params(os.path.join(full, 'imagenet-%s-1.params' % MODEL))
+    b = load_params(os.path.join(part, 'imagenet-%s-1.params' % MODEL))
+    for k in a:
+        np.testing.assert_array_equal(a[k], b[k], err_msg=k)
+    assert _metrics(full) == _metrics(part)
+
+
 def test_resume_one_epoch_then_second_constant_lr(shapes, tmp_path):
     """The literal recipe: --num-epochs 1, then --resume --num-epochs 2 (the schedule must not depend on the total:
     step mode without decay)."""
