@@ -25,6 +25,8 @@ TORCH = [
     'torchvision==0.29.1',      # beside numpy 1.23.5 (PyPI torchvision fails beside the torch 2.13.0 CPU build)
     'timm',                     # the independent PyTorch ReXNet reference (numerically the official network)
 ]
+# Horovod is no extra: it compiles against the installed mxnet (pip --no-build-isolation, build variables), which an
+# extra cannot ask for; scripts/install_horovod.sh does it, as part of the README's set-up command.
 TEST = TORCH + EXPORT + [
     'pytest',
     'safetensors',              # writes .safetensors test files (reading them needs no package)

@@ -12,13 +12,15 @@ __all__ = ['HOROVOD_HELP', 'DIST_HELP', 'make_contexts', 'Runtime', 'setup_runti
 
 HOROVOD_HELP = (
     '--kvstore horovod needs horovod built with MXNet support, and it is not importable here (%s).\n'
-    'Build it in this environment (about 3 minutes on 2 cores; CMake must see mxnet, hence no build isolation):\n'
-    '  pip install wheel cloudpickle psutil cffi\n'
+    'Build it in this environment with `bash scripts/install_horovod.sh` (part of the README set-up command; about '
+    '2 minutes on 2 cores, needs g++ and CMake). It runs, after installing cloudpickle psutil pyyaml packaging wheel:\n'
     '  HOROVOD_WITH_MXNET=1 HOROVOD_WITHOUT_TENSORFLOW=1 HOROVOD_WITHOUT_PYTORCH=1 HOROVOD_WITH_GLOO=1 \\\n'
-    '  HOROVOD_WITHOUT_MPI=1 HOROVOD_CPU_OPERATIONS=gloo pip install --no-build-isolation horovod==0.28.1\n'
-    '(GPU: add HOROVOD_GPU_OPERATIONS=NCCL with CUDA and NCCL installed.) Then launch one process per GPU:\n'
+    '  HOROVOD_WITHOUT_MPI=1 HOROVOD_CPU_OPERATIONS=gloo pip install --no-build-isolation --no-cache-dir '
+    'horovod==0.28.1\n'
+    '(CMake must see mxnet, hence no build isolation. GPU: add HOROVOD_GPU_OPERATIONS=NCCL with CUDA and NCCL '
+    'installed.) Then launch one process per device:\n'
     '  horovodrun -np 4 -H localhost:4 [--gloo] python scripts/train_imagenet.py --kvstore horovod --num-gpus 1 ...\n'
-    'Or use the built-in parameter server instead: --kvstore dist_sync with mxnet/tools/launch.py.')
+    'Or use the built-in parameter server instead: --kvstore dist_sync with scripts/launch_dist.py.')
 
 DIST_HELP = (
     '--kvstore %s needs the ps-lite environment of a distributed launch (DMLC_ROLE, DMLC_PS_ROOT_URI, '
@@ -109,7 +111,7 @@ def setup_runtime(opt, ctx):
         hvd.init()
         if ctx[0].device_type == 'gpu':
             ctx = [mx.gpu(hvd.local_rank())]
-        return Runtime('horovod', None, hvd.rank(), hvd.size(), hvd), ctx
+        return Runtime('horovod', 'horovod', hvd.rank(), hvd.size(), hvd), ctx
     if opt.kvstore.startswith('dist'):
         if 'DMLC_ROLE' not in os.environ or 'DMLC_PS_ROOT_URI' not in os.environ:
             raise TrainingError(DIST_HELP % (opt.kvstore, opt.kvstore))

@@ -474,7 +474,11 @@ def test_group_norm_group_count(shapes, tmp_path, capsys):
     assert status == 0 and re.search(r'model_notes=GroupNorm\(ngroups=\d+\)', log)
 
 
-def test_clear_errors(shapes, tmp_path, capsys):
+def test_clear_errors(shapes, tmp_path, capsys, monkeypatch):
+    # horovod masked (an import of it fails as where it is not installed): the case below is its missing-build
+    # message; where it is installed, --kvstore horovod without horovodrun would train as a 1-rank job
+    monkeypatch.setitem(sys.modules, 'horovod', None)
+    monkeypatch.setitem(sys.modules, 'horovod.mxnet', None)
     ok = ['--data-dir', shapes['root'], '--batch-size', '8', '--num-epochs', '1', '--max-batches-per-epoch', '1']
     cases = [
         (['--dtype', 'float16'], 'float16 needs a GPU'),
@@ -482,7 +486,7 @@ def test_clear_errors(shapes, tmp_path, capsys):
         (['--model', 'rexnet_9.9x'], "unknown --model 'rexnet_9.9x'. rexnet_gluon has: rexnet_1.0x"),
         (['--model', 'rexnet_1.5'], 'Close to it: rexnet_1.5x, rexnetv1_1.5 (= rexnet_1.5x)'),
         (['--num-gpus', '1'], 'MXNet sees 0 GPU(s)'),
-        (['--kvstore', 'horovod'], 'pip install --no-build-isolation horovod'),
+        (['--kvstore', 'horovod'], 'bash scripts/install_horovod.sh'),
         (['--kvstore', 'dist_sync'], 'needs the ps-lite environment'),
         (['--data-dir', str(tmp_path / 'nowhere')], 'has no train/ folder'),
         (['--amp', '--dtype', 'float16'], 'exclude each other'),
@@ -519,7 +523,7 @@ def test_sharding_and_step_semantics_unit():
     np.testing.assert_array_equal(D.shard_order(10, 1, 3), D.shard_order(10, 1, 3))
     # dist kvstores sum worker gradients: step over the global batch; Horovod averages: per-worker batch
     assert Runtime('dist', 'dist_sync', 1, 4).step_batch(32) == 128
-    assert Runtime('horovod', None, 1, 4).step_batch(32) == 32
+    assert Runtime('horovod', 'horovod', 1, 4).step_batch(32) == 32
     assert Runtime('local', 'device', 0, 1).step_batch(64) == 64
     assert not Runtime('dist', 'dist_sync', 0, 2).can_save_states
     sampler = D.EpochBatchSampler(600, 8, seed=0, num_parts=2, part_index=1)
@@ -599,20 +603,63 @@ def test_incomplete_checkpoints_are_ignored(tmp_path, learned):
     assert find_latest_checkpoint(str(tmp_path), 'imagenet', 'rexnet_2.0x') is None
 
 
-def test_horovod_two_ranks(shapes, tmp_path):
-    """Runs only where Horovod (with MXNet and Gloo) is built; see the README for the build flags."""
-    pytest.importorskip('horovod.mxnet', reason='horovod is not installed: build it with HOROVOD_WITH_MXNET=1 '
-                        'HOROVOD_WITH_GLOO=1 pip install --no-build-isolation horovod==0.28.1 to run this test')
+def _horovodrun():
+    """horovodrun of this interpreter's environment; skips where Horovod is not installed, fails under CI=true
+    (the set-up command builds it there: scripts/install_horovod.sh), so a broken build cannot skip silently."""
+    try:
+        import horovod.mxnet  # noqa: F401
+    except ImportError as err:
+        message = ('horovod.mxnet does not import (%s): build it with `bash scripts/install_horovod.sh` (part of the '
+                   "README's set-up command)" % err)
+        if os.environ.get('CI') == 'true':
+            pytest.fail('CI=true: ' + message)
+        pytest.skip(message)
     import shutil
     beside = os.path.join(os.path.dirname(sys.executable), 'horovodrun')   # a venv's bin/, not always on PATH
-    runner = shutil.which('horovodrun') or (beside if os.access(beside, os.X_OK) else None)
+    runner = beside if os.access(beside, os.X_OK) else shutil.which('horovodrun')
     if runner is None:
-        pytest.skip('horovodrun is neither on PATH nor next to %s' % sys.executable)
-    save = str(tmp_path / 'hvd')
+        pytest.fail('horovod.mxnet imports but horovodrun is neither next to %s nor on PATH' % sys.executable)
+    return runner
+
+
+def test_horovod_two_ranks_equal_two_devices(shapes, tmp_path):
+    """A real 2-rank Horovod run (horovodrun --gloo on localhost) equals one process with 2 devices on the same
+    global batch, as the dist_sync test shows for ps-lite: the ranks read disjoint shards, start from rank 0's
+    broadcast weights, Horovod averages the gradients (so the step is over the per-worker batch) and the LR schedule
+    counts iterations per rank; both ranks end with the same weights, and only rank 0 writes checkpoints."""
+    runner = _horovodrun()
+    args = BASE + ['--data-dir', shapes['root'], '--use-gn', '--dropout', '0', '--num-epochs', '2',
+                   '--max-batches-per-epoch', '3', '--lr-mode', 'cosine', '--warmup-epochs', '1', '--warmup-lr',
+                   '0.02', '--save-frequency', '1', '--val-interval', '0', '--batch-size', '8', '--log-interval', '1']
+    hvd = str(tmp_path / 'hvd')
+    env = dict(os.environ, PYTHONWARNINGS='ignore', OMP_NUM_THREADS='1')
+    env.pop('DMLC_ROLE', None)
     res = subprocess.run([runner, '-np', '2', '-H', 'localhost:2', '--gloo', sys.executable,
-                          os.path.join(SCRIPTS, 'train_imagenet.py')] + BASE +
-                         ['--data-dir', shapes['root'], '--num-epochs', '1', '--max-batches-per-epoch', '2',
-                          '--batch-size', '8', '--kvstore', 'horovod', '--save-dir', save,
-                          '--logging-file', save + '/log'], cwd=ROOT, capture_output=True, text=True, timeout=600)
-    assert res.returncode == 0, res.stderr[-2000:]
-    assert os.path.exists(os.path.join(save, 'imagenet-%s-0.params' % MODEL))
+                          os.path.join(SCRIPTS, 'train_imagenet.py')] + args +
+                         ['--kvstore', 'horovod', '--save-dir', hvd, '--logging-file', hvd + '/log'],
+                         env=env, cwd=ROOT, capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL)
+    out = res.stdout + res.stderr
+    assert res.returncode == 0, out[-4000:]
+    prints = re.findall(r'(\[rank 1\] )?Parameter fingerprint: (\w+)', out)
+    assert sorted(bool(r) for r, _ in prints) == [False, True], out[-3000:]       # one line from each rank
+    assert prints[0][1] == prints[1][1], prints                                     # ranks in sync
+    rank0 = open(hvd + '/log').read()                                               # only rank 0 writes the log
+    assert 'kvstore=horovod (rank 0 of 2 workers)' in rank0
+    assert 'batch=8 per device x 1 devices x 2 workers = 16 global' in rank0
+    assert '300 per worker, 3 batches/epoch, 3 iterations/epoch' in rank0
+    assert logged_lrs(rank0) == pytest.approx([0.02, 0.02 + 0.08 / 3, 0.02 + 0.16 / 3, 0.1, 0.05, 0.0], abs=2e-6)
+    assert sorted(f for f in os.listdir(hvd) if f.endswith('.params')) == [
+        'imagenet-%s-%d.params' % (MODEL, e) for e in (0, 1)]                       # rank 0's checkpoints only
+    status, single, _ = train(tmp_path, *(args[len(BASE):] + ['--cpus', '2']), name='single')
+    assert status == 0
+    a = load_params(os.path.join(hvd, 'imagenet-%s-1.params' % MODEL))
+    b = load_params(os.path.join(single, 'imagenet-%s-1.params' % MODEL))
+    first = load_params(os.path.join(hvd, 'imagenet-%s-0.params' % MODEL))
+    moved = [k for k in a if np.abs(a[k] - first[k]).max() > 1e-3]
+    assert len(moved) > 0.9 * len(a), 'the second epoch left most weights where they were: %d of %d moved' % (
+        len(moved), len(a))
+    worst = max(float(np.abs(a[k] - b[k]).max()) for k in a)
+    print('horovod vs one process with 2 devices: max |diff| %.3g' % worst)
+    # measured 3.5e-6 (Gloo sums in another order than the devices do); stepping over the global batch (the
+    # horovod-sum-step mutation of tests/mutations.py) fails here
+    assert worst < 2e-5, 'horovod vs one process with 2 devices: max |diff| %.3g' % worst
