@@ -18,14 +18,14 @@ HOROVOD_HELP = (
     '  HOROVOD_WITHOUT_MPI=1 HOROVOD_CPU_OPERATIONS=gloo pip install --no-build-isolation horovod==0.28.1\n'
     '(GPU: add HOROVOD_GPU_OPERATIONS=NCCL with CUDA and NCCL installed.) Then launch one process per GPU:\n'
     '  horovodrun -np 4 -H localhost:4 [--gloo] python scripts/train_imagenet.py --kvstore horovod --num-gpus 1 ...\n'
-    'Or use the built-in parameter server instead: --kvstore dist_sync with mxnet/tools/launch.py.')
+    'Or use the built-in parameter server instead: --kvstore dist_sync with scripts/launch_dist.py.')
 
 DIST_HELP = (
     '--kvstore %s needs the ps-lite environment of a distributed launch (DMLC_ROLE, DMLC_PS_ROOT_URI, '
     'DMLC_PS_ROOT_PORT, DMLC_NUM_SERVER, DMLC_NUM_WORKER), which is not set. Launch with e.g.\n'
-    '  python mxnet/tools/launch.py --launcher local -n 2 -s 1 python scripts/train_imagenet.py --kvstore %s ...\n'
-    '(on Python >= 3.9 that launcher needs threading.Thread.isAlive = threading.Thread.is_alive), or start the '
-    'scheduler, server(s) and workers yourself with those variables.')
+    '  python scripts/launch_dist.py -n 2 -s 1 -- python scripts/train_imagenet.py --kvstore %s ...\n'
+    'or start the scheduler, server(s) and workers yourself with those variables (servers: python '
+    'scripts/launch_dist.py --serve, which can load --optimizer nag_torch; a plain `import mxnet` server cannot).')
 
 
 def make_contexts(opt):
