@@ -9,6 +9,7 @@ from .model import ReXNet, ReXNetV1, ReXNetV1Lite, ReXNetFeatures  # noqa: F401
 from .zoo import get_model, get_model_list  # noqa: F401
 from . import convert, zoo  # noqa: F401  (rexnet_gluon.convert.spec_from_name, rexnet_gluon.zoo.rexnet_1_0x)
 from .gluoncv import import_gluoncv, register_gluoncv, install_import_hook as _install_import_hook
+from .train import optimizer as _optimizer  # noqa: F401  (registers 'nag_torch' for gluon.Trainer, GluonCV scripts)
 
 # A later plain `import gluoncv` then works beside torch >= 2 and lists the ReXNet names (cheap: no import now).
 _install_import_hook()

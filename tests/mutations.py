@@ -105,6 +105,33 @@ MUTATIONS = [
              'rexnet_gluon/train/runtime.py', "(self.num_workers if self.kind == 'dist' else 1)",
              "(self.num_workers if self.kind in ('dist', 'horovod') else 1)",
              ['tests/train/test_train.py', '-k', 'horovod']),
+    Mutation('nag-torch-wd-after-update', "nag_torch is PyTorch's SGD(nesterov, weight_decay), not nag's wd rule",
+             'rexnet_gluon/train/optimizer.py',
+             """        if wd != 0.0:
+            g += weight * wd
+        if state is not None:
+            momentum = float(self.momentum)
+            state *= momentum
+            state += g
+            g += state * momentum
+        weight -= g * lr
+""",
+             """        if wd != 0.0 and state is None:
+            g += weight * wd
+        if state is not None:
+            momentum = float(self.momentum)
+            state *= momentum
+            state += g
+            g += state * momentum + weight * (wd * (1 + momentum))
+        weight -= g * lr
+        if state is not None:
+            state += weight * wd    # nag's rule: the momentum's wd term from the updated weight
+""",
+             ['tests/train/test_optimizer.py']),
+    Mutation('dist-plain-server', 'a dist_sync server runs nag_torch (launch_dist starts it able to unpickle it)',
+             'scripts/launch_dist.py', "[sys.executable, os.path.abspath(__file__), '--serve']",
+             "[sys.executable, '-c', 'import mxnet']",
+             ['tests/train/test_train.py', '-k', 'dist_sync and nag_torch']),
     Mutation('last-gamma-ignored', 'GluonCV kwargs take effect (last_gamma)',
              'rexnet_gluon/model.py', 'zero_gamma=last_gamma and self.use_shortcut', 'zero_gamma=False',
              ['tests/gluoncv/test_gluoncv.py', '-k', 'kwargs']),

@@ -6,6 +6,7 @@ import os
 import sys
 
 from .errors import TrainingError
+from .optimizer import NAME as NAG_TORCH
 
 __all__ = ['KVSTORES', 'LR_MODES', 'RECIPES', 'build_parser', 'parse_args', 'resolve_args', 'resolve_names',
            'json_arg', 'floats', 'args_dict']
@@ -18,8 +19,9 @@ LR_MODES = ('step', 'poly', 'cosine', 'linear', 'constant')
 # batch unless --lr is given. The lr changes once per epoch: 3 warm-up epochs from 1e-4, then cosine counted from
 # epoch 0 down to 1e-5. 'rexnet' stops at epoch 400, the end of that cosine; 'rexnet-timm2020' also runs timm's 10
 # cooldown epochs as that version did (a new cosine cycle scaled by 0.1: lr ~0.05 for epochs 400-409).
-# Mixup and distillation stay off unless asked.
-_REXNET = dict(optimizer='nag', momentum=0.9, lr=('scale', 0.5, 512), wd=1e-5, lr_mode='cosine', warmup_epochs=3,
+# Mixup and distillation stay off unless asked. The optimizer is timm's `--opt sgd`, torch.optim.SGD(nesterov=True),
+# as `nag_torch` (MXNet's `nag` is not: lr-scaled momentum, and its wd term from the updated weight: optimizer.py).
+_REXNET = dict(optimizer=NAG_TORCH, momentum=0.9, lr=('scale', 0.5, 512), wd=1e-5, lr_mode='cosine', warmup_epochs=3,
                warmup_lr=1e-4, min_lr=1e-5, lr_per_epoch=True, decay_from_start=True, num_epochs=400,
                label_smoothing=True, dropout=0.2, randaugment='rand-m9-mstd0.5', reprob=0.2, remode='pixel',
                no_wd=True, train_interpolation='random')
@@ -114,14 +116,17 @@ def _extra_flags(p, d):
                    help='gradient aggregation: device/local (one machine), dist_* (ps-lite), horovod')
     g.add_argument('--amp', action='store_true', help='mixed precision with mx.contrib.amp: float16 on GPU, '
                    'bfloat16 on CPU')
-    g.add_argument('--optimizer', default='nag', choices=('nag', 'sgd'), help='momentum SGD, Nesterov (GluonCV) '
-                   'or plain')
+    g.add_argument('--optimizer', default='nag', choices=('nag', NAG_TORCH, 'sgd'),
+                   help='nag: MXNet\'s Nesterov momentum SGD (GluonCV\'s; its momentum holds lr-scaled steps and '
+                   'takes wd x the already updated weight); %s: PyTorch\'s SGD(nesterov=True, weight_decay), the '
+                   'optimizer of the published weights (--recipe rexnet); sgd: plain momentum SGD' % NAG_TORCH)
     g.add_argument('--recipe', default=None, choices=sorted(RECIPES),
-                   help='rexnet: the published weights\' timm recipe: NAG momentum 0.9, lr 0.5 x global batch / 512, '
+                   help='rexnet: the published weights\' timm recipe: PyTorch\'s Nesterov SGD (--optimizer %s) '
+                   'momentum 0.9, lr 0.5 x global batch / 512, '
                    'wd 1e-5 (none on BN/bias), lr per epoch: 3 warm-up epochs from 1e-4, cosine from epoch 0 to 1e-5 '
                    'at epoch 400, label smoothing 0.1, dropout 0.2, RandAugment rand-m9-mstd0.5, random erasing 0.2 '
                    'pixel, random bilinear/bicubic crops. rexnet-timm2020: the same plus timm 2020\'s 10 cooldown '
-                   'epochs (a new cosine cycle at 0.1x). Flags given explicitly win.')
+                   'epochs (a new cosine cycle at 0.1x). Flags given explicitly win.' % NAG_TORCH)
     g.add_argument('--lr-per-epoch', action='store_true', help='change the lr once per epoch (timm), not every '
                    'iteration (GluonCV)')
     g.add_argument('--min-lr', type=float, default=0.0, help='where cosine/poly/linear decay ends (GluonCV: 0)')

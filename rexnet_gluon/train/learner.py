@@ -9,6 +9,7 @@ from mxnet import gluon
 from .checkpoints import restore_device_stats
 from .errors import TrainingError
 from .models import apply_no_wd, create_model, student_kwargs
+from .optimizer import NAME as NAG_TORCH   # registers nag_torch for gluon.Trainer / hvd.DistributedTrainer
 from .schedule import LRProbe, make_schedule
 
 __all__ = ['init_amp', 'Learner', 'build_teacher']
@@ -87,6 +88,10 @@ class Learner:
         if opt.dtype != 'float32':
             optimizer_params['multi_precision'] = True
         params = self.net.collect_params()
+        if rt.kind == 'dist' and opt.optimizer == NAG_TORCH:
+            log.info('--optimizer %s runs on the dist servers: they must have imported rexnet_gluon.train.optimizer '
+                     'before their loop started (scripts/launch_dist.py starts them so; on other hosts run '
+                     '`python scripts/launch_dist.py --serve` as the server)', NAG_TORCH)
         if rt.kind == 'horovod':
             rt.hvd.broadcast_parameters(params, root_rank=0)
             trainer = rt.hvd.DistributedTrainer(params, opt.optimizer, optimizer_params)

@@ -25,9 +25,9 @@ HOROVOD_HELP = (
 DIST_HELP = (
     '--kvstore %s needs the ps-lite environment of a distributed launch (DMLC_ROLE, DMLC_PS_ROOT_URI, '
     'DMLC_PS_ROOT_PORT, DMLC_NUM_SERVER, DMLC_NUM_WORKER), which is not set. Launch with e.g.\n'
-    '  python mxnet/tools/launch.py --launcher local -n 2 -s 1 python scripts/train_imagenet.py --kvstore %s ...\n'
-    '(on Python >= 3.9 that launcher needs threading.Thread.isAlive = threading.Thread.is_alive), or start the '
-    'scheduler, server(s) and workers yourself with those variables.')
+    '  python scripts/launch_dist.py -n 2 -s 1 -- python scripts/train_imagenet.py --kvstore %s ...\n'
+    'or start the scheduler, server(s) and workers yourself with those variables (servers: python '
+    'scripts/launch_dist.py --serve, which can load --optimizer nag_torch; a plain `import mxnet` server cannot).')
 
 
 def make_contexts(opt):

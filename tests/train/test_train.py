@@ -202,8 +202,10 @@ def _metrics(save):
 @pytest.mark.parametrize('cpus', [1, 2], ids=['one-device', 'two-devices'])
 def test_resume_equals_uninterrupted_run(shapes, tmp_path, cpus):
     """Bit-exact, on several devices too: each device's BatchNorm running statistics are saved (.devstats) and
-    restored, not their average that .params holds."""
-    data = ['--data-dir', shapes['root'], '--num-epochs', '2'] + (['--cpus', str(cpus)] if cpus > 1 else [])
+    restored, not their average that .params holds. The two-device run uses nag_torch (its states pickle the
+    optimizer: rexnet_gluon.train.optimizer.NAGTorch), the one-device run MXNet's nag."""
+    data = ['--data-dir', shapes['root'], '--num-epochs', '2'] + (['--cpus', str(cpus), '--optimizer', 'nag_torch']
+                                                                  if cpus > 1 else [])
     status, full, _ = train(tmp_path, *(data + RESUME), name='full')
     assert status == 0
     # interrupted (Ctrl-C after epoch 0 is saved), then --resume picks up the latest checkpoint
@@ -417,7 +419,7 @@ def test_distillation_teacher(learned, shapes, tmp_path):
 def test_recipe_rexnet_resolution(shapes, tmp_path):
     opt = parse_args(['--model', MODEL, '--recipe', 'rexnet'])
     assert (opt.optimizer, opt.momentum, opt.wd, opt.lr_mode, opt.warmup_epochs, opt.num_epochs) == \
-        ('nag', 0.9, 1e-5, 'cosine', 3, 400)
+        ('nag_torch', 0.9, 1e-5, 'cosine', 3, 400)
     assert opt.label_smoothing and opt.no_wd and not opt.mixup and opt.teacher is None
     assert (opt.dropout, opt.randaugment, opt.reprob, opt.remode) == (0.2, 'rand-m9-mstd0.5', 0.2, 'pixel')
     assert opt.lr_scale == (0.5, 512)
@@ -431,7 +433,7 @@ def test_recipe_rexnet_resolution(shapes, tmp_path):
                            '--max-batches-per-epoch', '2', '--max-val-batches', '1')
     assert status == 0, log[-2000:]
     line = [l for l in log.splitlines() if l.startswith('Resolved hyper-parameters')][0]
-    for expected in ('recipe=rexnet', 'optimizer=nag', 'lr=0.015625 (recipe rexnet: 0.5 x global batch 16 / 512)',
+    for expected in ('recipe=rexnet', 'optimizer=nag_torch', 'lr=0.015625 (recipe rexnet: 0.5 x global batch 16 / 512)',
                      'momentum=0.9', 'wd=1e-05', 'no_wd=True', 'lr_mode=cosine', 'label_smoothing=0.1',
                      'dropout=0.2', 'randaugment=rand-m9-mstd0.5', 'reprob=0.2', 'remode=pixel', 'mixup=off',
                      'distillation=off', 'batch=8 per device x 2 devices x 1 workers = 16 global'):
@@ -552,13 +554,36 @@ def test_augmentation_independent_of_worker_count(shapes):
         np.testing.assert_array_equal(x, y)
 
 
-def test_dist_sync_two_workers_equal_two_devices(shapes, tmp_path):
+def _dist_args(shapes, optimizer):
+    return BASE + ['--data-dir', shapes['root'], '--use-gn', '--dropout', '0', '--num-epochs', '2',
+                   '--max-batches-per-epoch', '3', '--lr-mode', 'cosine', '--warmup-epochs', '1', '--warmup-lr',
+                   '0.02', '--save-frequency', '1', '--val-interval', '0', '--batch-size', '8', '--log-interval', '1',
+                   '--optimizer', optimizer]
+
+
+@pytest.fixture(scope='module')
+def two_device_runs(shapes, tmp_path_factory):
+    """The dist_sync test's reference: one process, 2 devices, the same global batch; final weights by optimizer,
+    each run once, when first asked for."""
+    done = {}
+
+    def final_weights(optimizer):
+        if optimizer not in done:
+            status, save, log = train(tmp_path_factory.mktemp('single-' + optimizer),
+                                      *(_dist_args(shapes, optimizer)[len(BASE):] + ['--cpus', '2']), name='single')
+            assert status == 0, log[-2000:]
+            done[optimizer] = load_params(os.path.join(save, 'imagenet-%s-1.params' % MODEL))
+        return done[optimizer]
+    return final_weights
+
+
+@pytest.mark.parametrize('optimizer', ['nag', 'nag_torch'])
+def test_dist_sync_two_workers_equal_two_devices(shapes, tmp_path, optimizer, two_device_runs):
     """A real localhost ps-lite run: scheduler, server, 2 workers. The workers read disjoint shards, the LR schedule
     counts iterations per worker, and the gradient is the global-batch mean: with GroupNorm and no dropout the
-    result equals one process with 2 devices and the same global batch."""
-    args = BASE + ['--data-dir', shapes['root'], '--use-gn', '--dropout', '0', '--num-epochs', '2',
-                   '--max-batches-per-epoch', '3', '--lr-mode', 'cosine', '--warmup-epochs', '1', '--warmup-lr',
-                   '0.02', '--save-frequency', '1', '--val-interval', '0', '--batch-size', '8', '--log-interval', '1']
+    result equals one process with 2 devices and the same global batch. With nag_torch the server must unpickle
+    rexnet_gluon's optimizer (scripts/launch_dist.py starts it so), and its result is not nag's."""
+    args = _dist_args(shapes, optimizer)
     dist, logdir = str(tmp_path / 'dist'), str(tmp_path / 'logs')
     env = dict(os.environ, PYTHONWARNINGS='ignore')
     env.pop('DMLC_ROLE', None)
@@ -568,17 +593,17 @@ def test_dist_sync_two_workers_equal_two_devices(shapes, tmp_path):
                             ['--kvstore', 'dist_sync', '--save-dir', dist, '--logging-file', dist + '/log'],
                             env=env, cwd=ROOT, capture_output=True, text=True, timeout=300)
     outs = [open(os.path.join(logdir, 'worker%d.log' % i)).read() for i in range(2)]
-    assert launch.returncode == 0, launch.stderr[-1000:] + outs[0][-2000:] + outs[1][-2000:]
+    server = open(os.path.join(logdir, 'server0.log')).read()
+    assert launch.returncode == 0, launch.stderr[-1000:] + server[-2000:] + outs[0][-2000:] + outs[1][-2000:]
+    assert 'Traceback' not in server, server[-3000:]
     prints = [re.search(r'Parameter fingerprint: (\w+)', o).group(1) for o in outs]
     assert prints[0] == prints[1]                                               # workers in sync
     rank0 = [o for o in outs if '[rank 1]' not in o][0]
-    assert 'kvstore=dist_sync (rank 0 of 2 workers)' in rank0
+    assert 'kvstore=dist_sync (rank 0 of 2 workers)' in rank0 and 'optimizer=%s,' % optimizer in rank0
     assert '300 per worker, 3 batches/epoch, 3 iterations/epoch' in rank0
     assert logged_lrs(rank0) == pytest.approx([0.02, 0.02 + 0.08 / 3, 0.02 + 0.16 / 3, 0.1, 0.05, 0.0], abs=2e-6)
-    status, single, _ = train(tmp_path, *(args[len(BASE):] + ['--cpus', '2']), name='single')
-    assert status == 0
     a = load_params(os.path.join(dist, 'imagenet-%s-1.params' % MODEL))
-    b = load_params(os.path.join(single, 'imagenet-%s-1.params' % MODEL))
+    b = two_device_runs(optimizer)
     first = load_params(os.path.join(dist, 'imagenet-%s-0.params' % MODEL))
     moved = [k for k in a if np.abs(a[k] - first[k]).max() > 1e-3]
     assert len(moved) > 0.9 * len(a), 'the second epoch left most weights where they were: %d of %d moved' % (
@@ -586,6 +611,10 @@ def test_dist_sync_two_workers_equal_two_devices(shapes, tmp_path):
     worst = max(float(np.abs(a[k] - b[k]).max()) for k in a)
     # measured 3.5e-6 (the kvstore sums in another order than the devices do); before: 1e-4 relative + absolute
     assert worst < 2e-5, 'dist_sync vs one process with 2 devices: max |diff| %.3g' % worst
+    if optimizer != 'nag':
+        nag = two_device_runs('nag')
+        apart = max(float(np.abs(a[k] - nag[k]).max()) for k in a)
+        assert apart > 100 * 2e-5, '%s ended %.3g from nag: it did not run its own rule' % (optimizer, apart)
 
 
 # ----------------------------------------------------------------------------------------------- checkpoint files
