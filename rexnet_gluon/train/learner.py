@@ -12,7 +12,7 @@ from .models import apply_no_wd, create_model, student_kwargs
 from .optimizer import NAME as NAG_TORCH   # registers nag_torch for gluon.Trainer / hvd.DistributedTrainer
 from .schedule import LRProbe, make_schedule
 
-__all__ = ['init_amp', 'Learner', 'build_teacher']
+__all__ = ['init_amp', 'Learner', 'build_teacher', 'start_kvstore']
 
 
 def init_amp(opt, ctx):
@@ -119,20 +119,27 @@ class Learner:
         if self.amp is not None:
             self.amp.init_trainer(trainer)
         self.trainer = trainer
-        if opt.resume_params and len(self.ctx) > 1:
-            # The trainer's kvstore broadcasts device 0's copy of every parameter to the others when it starts
-            # (lazily, at the first step): start it now, then give each device its own BatchNorm statistics.
-            if not trainer._kv_initialized:
-                trainer._init_kvstore()
-            if trainer._params_to_init:
-                trainer._init_params()
-            restore_device_stats(self.net, opt.resume_params, log)
+        if len(self.ctx) > 1:
+            start_kvstore(trainer)
+            if opt.resume_params:
+                restore_device_stats(self.net, opt.resume_params, log)
         self.step_batch = rt.step_batch(plan.per_worker_batch)
         self.num_update = self.updates_done()
 
     def updates_done(self):
         """Updates done so far (the optimizer counts from begin_num_update = -1)."""
         return int(self.trainer._optimizer.num_update) + 1
+
+
+def start_kvstore(trainer):
+    """Start the trainer's kvstore now rather than at the first step. It broadcasts device 0's copy of every
+    parameter to the other devices when it starts, BatchNorm running statistics included: at the first step that
+    overwrote the statistics the other devices had just computed from their own images (and, on resume, the ones
+    restored for them)."""
+    if not trainer._kv_initialized:
+        trainer._init_kvstore()
+    if trainer._params_to_init:
+        trainer._init_params()
 
 
 def build_teacher(opt, ctx, classes):
