@@ -159,3 +159,15 @@ def test_export_symbol_onnx_openvino_equal_the_finetuned_network(finetuned, data
     for fmt, out in got.items():
         assert out.shape == (1, len(CLASSES)), fmt
         assert np.abs(out - ref).max() <= tol, (fmt, np.abs(out - ref).max(), tol)
+
+
+def test_pretrained_none_trains_the_body_at_the_classifier_lr(data):
+    from rexnet_gluon.train.finetune import finetune_net
+    from rexnet_gluon.train.flags import parse_args
+    for extra, body in (([], 1.0), (['--body-lr-mult', '0.5'], 0.5)):
+        opt = parse_args(['--model', 'rexnet_lite_1.0x', '--pretrained', 'none', '--data-dir', data['root']] + extra,
+                         kind='finetune')
+        net = finetune_net(opt, [mx.cpu()], len(CLASSES), {})
+        mults = {k: p.lr_mult for k, p in net._collect_params_with_prefix().items()}
+        assert mults['output.4.weight'] == 1.0 and mults['features.0.weight'] == body
+        assert mults['output.0.weight'] == body                  # lite's 1280->1024 stage is body, not classifier

@@ -53,7 +53,7 @@ def test_recipe_resolves_to_the_published_settings():
                                         'warmup_lr', 'min_lr', 'lr_per_epoch', 'decay_from_start', 'num_epochs',
                                         'lr_period', 'label_smoothing', 'dropout', 'randaugment', 'reprob',
                                         'remode', 'train_interpolation', 'lr_scale', 'mixup')}
-    assert got == dict(optimizer='nag', momentum=0.9, wd=1e-5, no_wd=True, lr_mode='cosine', warmup_epochs=3,
+    assert got == dict(optimizer='nag_torch', momentum=0.9, wd=1e-5, no_wd=True, lr_mode='cosine', warmup_epochs=3,
                        warmup_lr=1e-4, min_lr=1e-5, lr_per_epoch=True, decay_from_start=True, num_epochs=400,
                        lr_period=0, label_smoothing=True, dropout=0.2, randaugment='rand-m9-mstd0.5', reprob=0.2,
                        remode='pixel', train_interpolation='random', lr_scale=(0.5, 512), mixup=False)
