@@ -5,7 +5,7 @@ drifts: configurations alternate within each round, and the table reports median
     python scripts/measure_train_step.py --model rexnet_1.0x --batch 16 --size 128 --rounds 5 --steps 5
 
 Configurations: BatchNorm running variance (PyTorch's unbiased update vs MXNet's biased), the Swish op
-(x * sigmoid(x) vs oneDNN's Activation('sigmoid')) and the optimizer (nag vs PyTorch's rule, when registered).
+(x * sigmoid(x) vs oneDNN's Activation('sigmoid')) and the optimizer (nag vs PyTorch's rule, nag_torch).
 A step is forward + backward + trainer.step of the hybridized (static_alloc) network, as scripts/train_imagenet.py
 --mode hybrid runs it, on the CPU. Writes the table as Markdown with --markdown FILE.
 """
@@ -60,9 +60,7 @@ def main(argv=None):
     args = p.parse_args(argv)
     import mxnet as mx
     import rexnet_gluon.train  # noqa: F401  (registers the training optimizers)
-    registry = mx.optimizer.Optimizer.opt_registry
-    extra = [n for n in ('nag_torch', 'torchsgd', 'torch_sgd') if n in registry][:1]
-    configs = _configs(extra)
+    configs = _configs(['nag_torch'])
     steps = []
     for _, cfg in configs:
         fn = _step_fn(args.model, cfg, args.batch, args.size)

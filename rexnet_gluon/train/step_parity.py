@@ -151,7 +151,8 @@ class _Pair:
     def _gluon_trainer(self):
         from mxnet import gluon
         cfg = self.cfg
-        name = cfg.optimizer or _default_optimizer()
+        from . import optimizer  # noqa: F401  (registers nag_torch)
+        name = cfg.optimizer or 'nag_torch'
         self.trainer = gluon.Trainer(self.net.collect_params(), name,
                                      dict(learning_rate=cfg.lr, momentum=cfg.momentum, wd=cfg.wd),
                                      kvstore='device' if cfg.contexts > 1 else None)
@@ -172,15 +173,6 @@ class _Pair:
             else:
                 out[(t, None)] = p.data(self.ctx[0]).asnumpy().astype(np.float64)
         return out
-
-
-def _default_optimizer():
-    import mxnet as mx
-    registry = mx.optimizer.Optimizer.opt_registry
-    for name in ('nag_torch', 'torchsgd', 'torch_sgd', 'sgdnesterov'):
-        if name in registry:
-            return name
-    return 'nag'
 
 
 def _no_dropout(ref):
@@ -291,8 +283,7 @@ def build_parser():
     p.add_argument('--contexts', type=int, default=d.contexts, help='CPU contexts of the Gluon side')
     p.add_argument('--lr', type=float, default=None, help='peak lr (default: the recipe\'s 0.5 x batch / 512)')
     p.add_argument('--wd', type=float, default=d.wd)
-    p.add_argument('--optimizer', default=None, help="Gluon optimizer (default: PyTorch's rule if registered, "
-                   "else nag)")
+    p.add_argument('--optimizer', default=None, help="Gluon optimizer (default nag_torch, PyTorch's rule)")
     p.add_argument('--bn-running-var', choices=('unbiased', 'biased'), default=d.bn_running_var)
     p.add_argument('--no-last-gamma', action='store_true')
     p.add_argument('--swish-op', choices=('sigmoid', 'activation'), default=d.swish_op,
@@ -305,7 +296,18 @@ def build_parser():
 
 def main(argv=None):
     """``scripts/train_parity.py``: prints one line per step and a PASS/FAIL line; 0 only if every step passes."""
-    args = build_parser().parse_args(argv)
+    p = build_parser()
+    args = p.parse_args(argv)
+    from ..zoo import get_model_info
+    try:
+        args.model = get_model_info(args.model).name
+    except ValueError as err:
+        p.error(str(err))
+    for flag, value, low in (('--steps', args.steps, 1), ('--input-size', args.input_size, 32),
+                             ('--classes', args.classes, 2), ('--contexts', args.contexts, 1),
+                             ('--batch', args.batch, 2 * args.contexts)):
+        if value < low:
+            p.error('%s %d: must be at least %d' % (flag, value, low))
     lr = args.lr if args.lr is not None else 0.5 * args.batch / 512
     cfg = ParityConfig(args.model, args.steps, args.dtype, args.input_size, args.batch, args.classes, args.contexts,
                        lr, min(3, args.steps - 1), 1e-4, 0.9, args.wd, 0.1, args.optimizer,
