@@ -144,3 +144,35 @@ def test_predictor_bad_requests(net):
     assert pred.choice == ['mxnet: the plain network (the reference)']
     with pytest.raises(ValueError, match=r'\(N, 3, H, W\)'):
         pred(np.zeros((2, 4, SIZE, SIZE), np.float32))
+
+
+def test_verify_runtime_gives_the_error_rate_of_mxnet(tmp_path, capsys):
+    """scripts/verify_pretrained.py --runtime onnxruntime: the same top-1/top-5 error as the plain network on a
+    small folder set (random weights with BN statistics: logits of a few units, no near-ties at 4e-5)."""
+    import importlib.util
+    import os
+    import re
+    from datasets import make_shapes_dataset
+    from helpers import REPO
+    spec = importlib.util.spec_from_file_location('verify_script', os.path.join(REPO, 'scripts', 'verify_pretrained.py'))
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    make_shapes_dataset(str(tmp_path / 'shapes'), 0, 12, 56, seed=4, rec=False)
+    net = ReXNetV1(1.0, classes=4)
+    net.initialize()
+    randomize_gluon_(net, seed=9)
+    params = str(tmp_path / 'random4.params')
+    net.save_parameters(params)
+    base = ['--model', 'rexnet_1.0x', '--params-file', params, '--input-size', '48', '--data-dir',
+            str(tmp_path / 'shapes'), '-j', '0', '--batch-size', '10']
+    errors = {}
+    for runtime in ('mxnet', 'onnxruntime'):
+        assert script.verify_main(base + ['--runtime', runtime]) == 0
+        out = capsys.readouterr().out
+        errors[runtime] = re.search(r'err-top1=([\d.]+) err-top5=([\d.]+) on 48 images', out).groups()
+    assert 'Runtime onnxruntime (onnxruntime): onnxruntime: parity check passed' in out
+    assert errors['onnxruntime'] == errors['mxnet'] and 0 < float(errors['mxnet'][0]) < 1, errors
+    # Training's own entry point has no engines (train does not import deploy): a clear error, exit 2.
+    from rexnet_gluon.train import verify_main
+    assert verify_main(base + ['--runtime', 'openvino']) == 2
+    assert 'run scripts/verify_pretrained.py' in capsys.readouterr().err
