@@ -1,6 +1,6 @@
 """``python -m rexnet_gluon COMMAND ...``
 
-    python -m rexnet_gluon predict cat.jpg dog.png --model rexnet_1.0x [--pretrained | --params FILE] [--topk 5]
+    python -m rexnet_gluon predict cat.jpg photos/ --model rexnet_1.0x [--params FILE] [--runtime auto] [--json]
     python -m rexnet_gluon export --model rexnet_1.0x --format onnx [--params FILE] [--output PREFIX]
 
 Each command lives in its own module (``predict``, ``export``) with ``add_arguments(parser)`` and
@@ -13,7 +13,8 @@ import sys
 
 # (name, module, one-line help)
 COMMANDS = [
-    ('predict', 'rexnet_gluon.deploy.predict', 'classify image files, print the top-k classes per image'),
+    ('predict', 'rexnet_gluon.deploy.predict',
+     'classify images (files, folders, globs), print the top-k classes per image (table, JSON or CSV)'),
     ('models', 'rexnet_gluon.zoo.cli', 'list the model zoo: parameters, MACs, reported accuracy, weight source'),
     ('export', 'rexnet_gluon.deploy.export.cli',
      'export for deployment (MXNet symbol, ONNX, OpenVINO, INT8, bfloat16) and verify it'),

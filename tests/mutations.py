@@ -135,6 +135,15 @@ MUTATIONS = [
     Mutation('last-gamma-ignored', 'GluonCV kwargs take effect (last_gamma)',
              'rexnet_gluon/model.py', 'zero_gamma=last_gamma and self.use_shortcut', 'zero_gamma=False',
              ['tests/gluoncv/test_gluoncv.py', '-k', 'kwargs']),
+    Mutation('auto-takes-failing-engine', 'runtime auto skips an engine that fails its parity check',
+             'rexnet_gluon/deploy/runtimes.py',
+             "return (engine, 'parity check passed: ' + text) if ok else (None, 'parity check FAILED: ' + text)",
+             "return (engine, 'parity check passed: ' + text)",
+             ['tests/deploy/test_runtimes.py', '-k', 'fails_its_check']),
+    Mutation('bad-file-aborts', 'predict reports and skips an unreadable image, classifies the others',
+             'rexnet_gluon/deploy/predict.py', 'except ImageLoadError as err:\n                    failures.append',
+             'except KeyError as err:\n                    failures.append',
+             ['tests/deploy/test_predict.py', '-k', 'cli_folder_with_bad_files']),
 ]
 
 

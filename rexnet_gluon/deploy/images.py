@@ -16,7 +16,10 @@ import os
 
 import numpy as np
 
-__all__ = ['ImageLoadError', 'load_image', 'load_images', 'open_rgb', 'BACKGROUND', 'MAX_ASPECT', 'MAX_PIXELS']
+__all__ = ['ImageLoadError', 'load_image', 'load_images', 'preprocess_image', 'open_rgb', 'as_rgb', 'image_files',
+           'IMAGE_EXTENSIONS', 'BACKGROUND', 'MAX_ASPECT', 'MAX_PIXELS']
+
+IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.gif', '.webp', '.tif', '.tiff', '.ppm')
 
 BACKGROUND = (255, 255, 255)   # under transparent pixels (PNG/WebP alpha, palette transparency)
 MAX_ASPECT = 100               # longer side / shorter side; a 1 x 300000 strip would resize to ~20 G pixels
@@ -82,9 +85,19 @@ def _flatten(img):
     return img.convert('RGB')
 
 
+def as_rgb(img, name='image'):
+    """An open, decoded PIL image as an upright 8-bit RGB image (the rules of the module docstring);
+    :class:`ImageLoadError` naming ``name``."""
+    from PIL import ImageOps
+    _check_size(name, img.size)
+    img = ImageOps.exif_transpose(img)
+    _check_size(name, img.size)
+    return _flatten(_to_8bit(img, name))
+
+
 def open_rgb(path):
     """Decode ``path`` as an upright 8-bit RGB image (see the module docstring); ImageLoadError naming the file."""
-    from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
+    from PIL import Image, ImageFile, UnidentifiedImageError
     if not os.path.exists(path):
         raise ImageLoadError('%s: no such file' % path)
     if os.path.isdir(path):
@@ -96,9 +109,7 @@ def open_rgb(path):
         with Image.open(path) as img:
             _check_size(path, img.size)    # from the header: before anything big is decoded or resized
             img.load()   # decode now, so truncated files fail here and not later
-            img = ImageOps.exif_transpose(img)
-            _check_size(path, img.size)
-            return _flatten(_to_8bit(img, path))
+            return as_rgb(img, path)
     except UnidentifiedImageError:
         raise ImageLoadError('%s: not an image file Pillow can read (JPEG, PNG, BMP, WebP, ...)' % path) from None
     except Image.DecompressionBombError as err:
@@ -144,11 +155,23 @@ def load_image(path, preprocess, as_numpy=False):
     Returns a float32 ``mx.nd.NDArray`` of shape (1, 3, crop, crop) (a numpy array with ``as_numpy``).
     Raises :class:`ImageLoadError` (a ValueError) naming the file if it is missing or not an image.
     """
-    x = _normalise(_resize_and_crop(open_rgb(path), preprocess), preprocess)
+    x = preprocess_image(open_rgb(path), preprocess)
     if as_numpy:
         return x
     import mxnet as mx
     return mx.nd.array(x, dtype='float32')
+
+
+def preprocess_image(img, preprocess, name='image'):
+    """An open PIL image through the same steps as :func:`load_image` (upright 8-bit RGB, resize, crop,
+    normalise): a float32 numpy array (1, 3, crop, crop)."""
+    return _normalise(_resize_and_crop(as_rgb(img, name), preprocess), preprocess)
+
+
+def image_files(folder):
+    """The image files (:data:`IMAGE_EXTENSIONS`, any case) under ``folder``, recursively, sorted."""
+    return sorted(os.path.join(root, f) for root, _, files in os.walk(folder) for f in files
+                  if f.lower().endswith(IMAGE_EXTENSIONS))
 
 
 def load_images(paths, preprocess):

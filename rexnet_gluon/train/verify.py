@@ -52,17 +52,25 @@ def build_verify_parser():
     p.add_argument('--rgb-mean', type=str, default='123.68,116.779,103.939')
     p.add_argument('--rgb-std', type=str, default='58.393,57.12,57.375')
     p.add_argument('--mode', type=str, default='hybrid', help='hybrid (default) or imperative')
+    p.add_argument('--runtime', default='mxnet', choices=('mxnet', 'auto', 'openvino', 'onnxruntime', 'fast'),
+                   help='the engine that computes the logits. Default mxnet: the plain network itself, the one an '
+                   'accuracy check should measure. openvino, onnxruntime, fast (CPU, float32, one device) are built '
+                   'from the network and first checked against it on generated images (an error if they differ); '
+                   'auto takes the fastest that passes (rexnet_gluon.deploy.runtimes)')
     return p
 
 
-def verify_main(argv=None):
-    """``scripts/verify_pretrained.py``; prints running and final top-1/top-5 error, throughput, parameter count."""
+def verify_main(argv=None, choose_engine=None):
+    """``scripts/verify_pretrained.py``; prints running and final top-1/top-5 error, throughput, parameter count.
+
+    ``choose_engine``: :func:`rexnet_gluon.deploy.runtimes.choose_engine`, passed in by the script (training does
+    not import deployment: they are peers); needed for ``--runtime`` other than mxnet."""
     p = build_verify_parser()
     opt = p.parse_args(sys.argv[1:] if argv is None else list(argv))
     for line in resolve_names(opt).renamed:   # an alias (rexnet, rexnet_100, ...) becomes the zoo name
         print(line)
     try:
-        return _verify(opt)
+        return _verify(opt, choose_engine)
     except TrainingError as err:
         print('error: %s' % err, file=sys.stderr)
         return 2
@@ -92,7 +100,26 @@ def _preprocessing(opt):
     return int(chosen[0]), float(chosen[1]), chosen[2]
 
 
-def _verify(opt):
+def _engine_forward(opt, net, ctx, size, choose_engine):
+    """``net`` itself, or a function NDArray -> logits NDArray running ``opt.runtime``'s engine (checked first)."""
+    if opt.runtime == 'mxnet':
+        return net
+    if choose_engine is None:
+        raise TrainingError('--runtime %s: run scripts/verify_pretrained.py (it provides the engines)' % opt.runtime)
+    if len(ctx) != 1 or ctx[0].device_type != 'cpu' or opt.dtype != 'float32':
+        raise TrainingError('--runtime %s runs on one CPU context in float32; use --runtime mxnet' % opt.runtime)
+    # The engines' parity check draws generated images normalised like the evaluation data.
+    pp = dict(mean=[v / 255.0 for v in floats(opt.rgb_mean, '--rgb-mean')],
+              std=[v / 255.0 for v in floats(opt.rgb_std, '--rgb-std')])
+    try:
+        engine, choice = choose_engine(opt.runtime, net, size, pp, ctx[0])
+    except Exception as err:   # the engines' errors (missing package, failed parity check) are written for users
+        raise TrainingError('--runtime %s: %s' % (opt.runtime, err)) from None
+    print('Runtime %s (%s): %s' % (engine.name, opt.runtime, ' | '.join(choice + engine.notes)))
+    return lambda x: mx.nd.array(engine(x.asnumpy()))
+
+
+def _verify(opt, choose_engine=None):
     ctx = make_contexts(opt)
     if opt.dtype not in ('float32', 'float16'):
         raise TrainingError('--dtype must be float32 or float16, got %s' % opt.dtype)
@@ -127,15 +154,16 @@ def _verify(opt):
     if opt.mode == 'hybrid':
         net.hybridize(static_alloc=True, static_shape=True)
     num_params = sum(int(np.prod(v.shape)) for v in net.collect_params().values())
+    forward = _engine_forward(opt, net, ctx, size, choose_engine)
     bs = opt.batch_size * len(ctx)
     if opt.benchmark:
         x = mx.nd.random.uniform(shape=(bs, 3, size, size))
         datas = gluon.utils.split_and_load(x, ctx)
         for _ in range(3):
-            [net(d.astype(opt.dtype)).wait_to_read() for d in datas]
+            [forward(d.astype(opt.dtype)).wait_to_read() for d in datas]
         tic = time.time()
         for _ in range(opt.num_batches):
-            outs = [net(d.astype(opt.dtype)) for d in datas]
+            outs = [forward(d.astype(opt.dtype)) for d in datas]
         for o in outs:
             o.wait_to_read()
         speed = bs * opt.num_batches / (time.time() - tic)
@@ -161,7 +189,7 @@ def _verify(opt):
         print('[%d/%d] err-top1=%f err-top5=%f' % (i + 1, total, 1 - top1, 1 - top5))
 
     tic = time.time()
-    res = evaluate(net, loader, ctx, opt.dtype, opt.max_batches, on_batch)
+    res = evaluate(forward, loader, ctx, opt.dtype, opt.max_batches, on_batch)
     elapsed = time.time() - tic
     print('%s: err-top1=%f err-top5=%f on %d images (top-1 %.2f%%, top-5 %.2f%%)'
           % (opt.model, res['err_top1'], res['err_top5'], res['samples'], 100 * res['top1'], 100 * res['top5']))

@@ -16,6 +16,7 @@ torch = pytest.importorskip('torch')
 import mxnet as mx  # noqa: E402
 from PIL import Image, ImageDraw  # noqa: E402
 
+from rexnet_gluon.convert.parity import allowed_diff  # noqa: E402
 from rexnet_gluon.deploy.images import ImageLoadError, load_image  # noqa: E402
 from rexnet_gluon.deploy.predict import predict  # noqa: E402
 from rexnet_gluon.zoo import get_model, get_model_info, get_model_list  # noqa: E402
@@ -173,16 +174,88 @@ def test_cli_predict(weights, images, tmp_path):
     assert [r[2] for r in rows] == [r[2] for r in tables[images[0]][:3]]
 
 
+def _bad_folder(folder, images):
+    """A folder tree holding the good images (one in a sub-folder) and three bad ones: a JPEG whose data is
+    garbage after a valid header, a truncated PNG, a text file named .jpg. Returns (good paths, bad paths)."""
+    import shutil
+    sub = folder / 'more'
+    sub.mkdir(parents=True)
+    good = [str(shutil.copy(images[0], folder / 'a.jpg')), str(shutil.copy(images[1], sub / 'b.png')),
+            str(shutil.copy(images[2], folder / 'c.png'))]
+    corrupt = folder / 'corrupt.jpg'
+    corrupt.write_bytes(open(images[0], 'rb').read()[:200] + bytes(range(256)) * 40)
+    truncated = sub / 'truncated.png'
+    truncated.write_bytes(open(images[1], 'rb').read()[:300])
+    text = folder / 'notes.jpg'
+    text.write_text('this is not a JPEG')
+    (folder / 'readme.txt').write_text('not an image extension: ignored')
+    return good, [str(corrupt), str(truncated), str(text)]
+
+
+def _softmax(logits):
+    z = np.exp(logits - logits.max(1, keepdims=True))
+    return z / z.sum(1, keepdims=True)
+
+
+def test_cli_folder_with_bad_files(weights, images, tmp_path):
+    """Good images are classified with the network's probabilities; bad ones are reported and skipped: exit 1.
+    JSON, CSV (written with --output) and the table say the same."""
+    import csv
+    import json
+    good, bad = _bad_folder(tmp_path / 'photos', images)
+    proc = _cli('predict', str(tmp_path / 'photos'), '--model', 'rexnet_1.0x', '--params', weights[1], '--json',
+                '--batch-size', '2')
+    assert proc.returncode == 1, proc.stderr
+    assert 'Traceback' not in proc.stderr and 'runtime openvino (auto)' in proc.stderr
+    for path in bad:
+        assert 'skipped %s: ' % path in proc.stderr
+    doc = json.loads(proc.stdout)
+    assert sorted(f['path'] for f in doc['failed']) == sorted(bad)
+    assert [p['path'] for p in doc['predictions']] == sorted(good) and doc['runtime'] == 'openvino'
+    net = get_model('rexnet_1.0x', pretrained=weights[1])
+    logits = np.concatenate([net(load_image(p, net.preprocess)).asnumpy() for p in sorted(good)])
+    # Logits within the parity rule move a softmax probability by at most twice as much (|dp_i| <= 2 max|dz|).
+    tol = 2 * allowed_diff(float(np.abs(logits).max()))
+    for pred, row in zip(doc['predictions'], _softmax(logits.astype(np.float64))):
+        top = pred['top']
+        assert [t['index'] for t in top] == list(np.argsort(-row, kind='stable')[:5])
+        assert np.abs(np.array([t['probability'] for t in top]) - row[[t['index'] for t in top]]).max() <= tol
+        assert top[0]['class'] == net.classes_long[top[0]['index']]
+
+    out = tmp_path / 'out' / 'pred.csv'
+    proc_csv = _cli('predict', str(tmp_path / 'photos' / '**' / '*.png'), good[0], '--model', 'rexnet_1.0x',
+                    '--params', weights[1], '--csv', '--output', str(out), '--runtime', 'onnxruntime')
+    assert proc_csv.returncode == 1 and proc_csv.stdout == '' and 'skipped %s' % bad[1] in proc_csv.stderr
+    rows = list(csv.DictReader(open(out)))
+    assert sorted({r['path'] for r in rows}) == sorted(good) and len(rows) == 15
+    proc_table = _cli('predict', *good, '--model', 'rexnet_1.0x', '--params', weights[1], '--runtime', 'fast')
+    assert proc_table.returncode == 0, proc_table.stderr
+    tables = _tables(proc_table.stdout, good)
+    for pred in doc['predictions']:
+        table, csv_rows = tables[pred['path']], [r for r in rows if r['path'] == pred['path']]
+        assert [t[2] for t in table] == [t['index'] for t in pred['top']] == [int(r['index']) for r in csv_rows]
+        assert [t[3] for t in table] == [r['class'] for r in csv_rows]
+        assert np.allclose([t[1] for t in table], [100 * float(r['probability']) for r in csv_rows], atol=0.006)
+
+
 def test_cli_bad_input(weights, images, tmp_path):
     missing = str(tmp_path / 'missing.jpg')
-    proc = _cli('predict', images[0], missing, '--model', 'rexnet_1.0x', '--params', weights[1])
-    assert proc.returncode == 2
-    assert missing in proc.stderr and proc.stderr.startswith('error: ') and 'Traceback' not in proc.stderr
+    proc = _cli('predict', images[0], missing, '--model', 'rexnet_1.0x', '--params', weights[1], '--runtime', 'mxnet')
+    assert proc.returncode == 1 and 'skipped %s: no such file' % missing in proc.stderr, proc.stderr
+    assert 'Traceback' not in proc.stderr and _tables(proc.stdout, images[:1])
 
     not_image = tmp_path / 'readme.png'
     not_image.write_text('hello')
-    proc = _cli('predict', str(not_image), '--model', 'rexnet_1.0x', '--params', weights[1])
+    proc = _cli('predict', str(not_image), missing, '--model', 'rexnet_1.0x', '--params', weights[1],
+                '--runtime', 'mxnet')
     assert proc.returncode == 2 and str(not_image) in proc.stderr and 'Traceback' not in proc.stderr
+    assert 'none of the 2 images could be read' in proc.stderr and proc.stdout == ''
+
+    (tmp_path / 'empty').mkdir()
+    proc = _cli('predict', str(tmp_path / 'nothing-*.jpg'), str(tmp_path / 'empty'), '--model', 'rexnet_1.0x',
+                '--params', weights[1])
+    assert proc.returncode == 2 and 'no file matches this pattern' in proc.stderr and 'no image to classify' in \
+        proc.stderr and 'empty: a folder with no image files' in proc.stderr and 'runtime' not in proc.stderr
 
     proc = _cli('predict', images[0], '--model', 'rexnet_9.9x', '--params', weights[1])
     assert proc.returncode == 2 and 'rexnet_9.9x' in proc.stderr
@@ -197,6 +270,8 @@ def test_cli_bad_input(weights, images, tmp_path):
 
     proc = _cli('predict', images[0], '--model', 'rexnet_1.0x', '--pretrained', '--params', weights[1])
     assert proc.returncode == 2 and 'not allowed with' in proc.stderr
+    proc = _cli('predict', images[0], '--model', 'rexnet_1.0x', '--runtime', 'tensorrt')
+    assert proc.returncode == 2 and "invalid choice: 'tensorrt'" in proc.stderr
 
 
 def test_cli_default_weights_offline(images, tmp_path, monkeypatch, capsys):

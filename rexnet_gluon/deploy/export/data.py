@@ -5,7 +5,7 @@ import os
 import numpy as np
 
 from ..errors import UsageError
-from ..images import load_images
+from ..images import IMAGE_EXTENSIONS, image_files, load_images
 from .staging import ExportError
 
 __all__ = ['CALIB_SEED', 'EVAL_SEED', 'IMAGE_EXTENSIONS', 'generated_images', 'preprocess_for_size',
@@ -13,7 +13,6 @@ __all__ = ['CALIB_SEED', 'EVAL_SEED', 'IMAGE_EXTENSIONS', 'generated_images', 'p
 
 CALIB_SEED = 0        # generated calibration images
 EVAL_SEED = 1         # held-out generated images (never used for calibration)
-IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.gif', '.webp', '.tif', '.tiff', '.ppm')
 
 
 def _upsample(low, size):
@@ -58,8 +57,7 @@ def calibration_images(folder, preprocess, limit, flag='--calib-dir'):
     preprocessed like :func:`rexnet_gluon.deploy.images.load_image`."""
     if not os.path.isdir(folder):
         raise UsageError('%s %s: no such folder' % (flag, folder))
-    paths = sorted(os.path.join(root, f) for root, _, files in os.walk(folder) for f in files
-                   if f.lower().endswith(IMAGE_EXTENSIONS))
+    paths = image_files(folder)
     if not paths:
         raise UsageError('%s %s holds no image files (%s)' % (flag, folder, ', '.join(IMAGE_EXTENSIONS)))
     if len(paths) > limit:   # evenly spaced, so a class-per-folder tree is sampled across its classes
