@@ -54,7 +54,7 @@ MUTATIONS = [
              ['tests/deploy/test_export.py', '-k', 'corrupted_onnx']),
     Mutation('openvino-self-compare', 'OpenVINO export equals the network',
              'rexnet_gluon/deploy/export/openvino_format.py',
-             'lambda xb: _run(compiled, xb)', "lambda xb: net(__import__('mxnet').nd.array(xb)).asnumpy()",
+             'lambda xb: run_ir(compiled, xb)', "lambda xb: net(__import__('mxnet').nd.array(xb)).asnumpy()",
              ['tests/deploy/test_export.py', '-k', 'corrupted_openvino']),
     Mutation('int8-self-compare', 'INT8 agreement is measured against fp32',
              'rexnet_gluon/deploy/export/lowp.py',
