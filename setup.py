@@ -18,7 +18,10 @@ EXPORT = [
     'onnx==1.14.1',             # mxnet's ONNX exporter imports onnx.mapping, removed in later onnx releases
     'onnxruntime==1.18.1',      # 1.15-1.17 need numpy >= 1.24.2; 1.18.1 runs beside numpy 1.23.5
     'protobuf<5',               # onnx 1.14 is built against protobuf 4
-    'openvino==2026.4.1',       # newest; runs beside numpy 1.23.5 + mxnet (Python >= 3.10); no nncf: 3.x pulls numpy 2
+    'openvino==2026.4.1',       # newest; runs beside numpy 1.23.5 + mxnet (Python >= 3.10)
+    'nncf==2.14.1',             # openvino-int8: the newest NNCF whose requirements allow numpy 1.23.5 (2.15+ need
+                                # numpy >= 1.24, 3.x numpy 2); it imports openvino.runtime, gone in OpenVINO 2026, which
+                                # deploy/export/openvino_int8.py aliases to openvino (quantization checked with 2026.4.1)
 ]
 TORCH = [
     'torch==2.14.1',            # only for parity checks; 2.14.1 + torchvision 0.29.1 is the pair that imports

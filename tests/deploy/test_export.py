@@ -528,7 +528,7 @@ def test_cli_bad_flags(params_file, tmp_path):
         (['--model', 'rexnet_1.0x', '--format', 'int8', '--params', params_file, '--eval-dir', 'nowhere'],
          ['--eval-dir nowhere: no such folder']),
         (['--model', 'rexnet_1.0x', '--format', 'onnx', '--params', params_file, '--eval-dir', '.'],
-         ['--eval-dir is only used by --format int8 and bf16']),
+         ['--eval-dir is only used by --format int8, openvino-int8 and bf16']),
         (['--model', 'rexnet_1.0x', '--format', 'onnx', '--params', params_file, '--ov-batch', '2'],
          ['--ov-batch is only used by --format openvino']),
         (['--model', 'rexnet_1.0x', '--format', 'int8', '--params', params_file, '--calib-dir', 'imgs',

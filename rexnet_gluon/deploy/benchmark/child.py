@@ -6,17 +6,31 @@ child then never imports rexnet_gluon (and with it MXNet), so its peak RSS and t
 when it ran as ``scripts/benchmark.py --child``. So the top level imports only the standard library, and the
 package is imported with absolute names inside the MXNet builders.
 """
+import importlib.util
 import json
 import os
 import sys
 import time
 
-__all__ = ['CHILD_SCRIPT', 'ALL_CONFIGS', 'TRAIN_CONFIGS', 'FAST_ENV', 'parse_width', 'child_main', ]
+__all__ = ['CHILD_SCRIPT', 'ALL_CONFIGS', 'TRAIN_CONFIGS', 'RUNTIME_CONFIGS', 'FAST_ENV', 'load_sibling',
+           'parse_width', 'timm_model', 'child_main', ]
 
 CHILD_SCRIPT = os.path.abspath(__file__)   # what the parent runs: python CHILD_SCRIPT SPEC
 
+
+def load_sibling(name):
+    """A module of this folder loaded by its path, not through the package (which would import MXNet)."""
+    spec = importlib.util.spec_from_file_location('rexnet_benchmark_' + name,
+                                                  os.path.join(os.path.dirname(CHILD_SCRIPT), name + '.py'))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+RUNTIMES = load_sibling('runtimes')
+RUNTIME_CONFIGS = tuple(RUNTIMES.RUNTIME_CONFIGS)    # ov_fp32, ov_int8, ort_fp32, ov_timm
 ALL_CONFIGS = ['mx_imperative', 'mx_hybrid', 'mx_fused', 'mx_fast', 'mx_fast_threaded', 'mx_bf16', 'mx_int8',
-               'mx_fast_int8', 'timm_eager', 'timm_cl', 'timm_compile', 'mx_train', 'timm_train']
+               'mx_fast_int8', *RUNTIME_CONFIGS, 'timm_eager', 'timm_cl', 'timm_compile', 'mx_train', 'timm_train']
 TRAIN_CONFIGS = ('mx_train', 'timm_train')
 # fast.RECOMMENDED_ENV but OMP_NUM_THREADS, which --threads sets for every configuration
 FAST_ENV = {'MXNET_ENGINE_TYPE': 'NaiveEngine', 'MXNET_USE_OPERATOR_TUNING': '0'}
@@ -175,11 +189,12 @@ def _child_mx(cfg, a):
     return step, out
 
 
-def _child_torch(cfg, a):
+def timm_model(width):
+    """timm's RexNet of ``width``, seeded weights and random BatchNorm statistics, in eval mode; and the seeded
+    generator that made them (the timm rows draw their input from it)."""
     import torch
     from timm.models.rexnet import RexNet
-    torch.set_num_threads(a['threads'])
-    lite, w = parse_width(cfg['width'])
+    lite, w = parse_width(width)
     if lite:
         raise ValueError('timm has no ReXNet-lite')
     torch.manual_seed(0)
@@ -190,6 +205,13 @@ def _child_torch(cfg, a):
             if isinstance(m, torch.nn.BatchNorm2d):
                 m.running_mean.copy_(torch.randn(m.num_features, generator=g) * 0.1)
                 m.running_var.copy_(torch.rand(m.num_features, generator=g) + 0.5)
+    return model.eval(), g
+
+
+def _child_torch(cfg, a):
+    import torch
+    torch.set_num_threads(a['threads'])
+    model, g = timm_model(cfg['width'])
     bs, size = cfg['batch'], a['size']
     x = torch.randn(bs, 3, size, size, generator=g)
     name = cfg['config']
@@ -205,7 +227,6 @@ def _child_torch(cfg, a):
             loss.backward()
             opt.step()
         return step, {}
-    model.eval()
     if name == 'timm_cl':
         model = model.to(memory_format=torch.channels_last)
         x = x.contiguous(memory_format=torch.channels_last)
@@ -218,6 +239,12 @@ def _child_torch(cfg, a):
     t = time.time()
     step()
     return step, {'first_call_s': time.time() - t}
+
+
+def _child_runtime(cfg, a):
+    import numpy as np
+    x = np.random.RandomState(0).randn(cfg['batch'], 3, a['size'], a['size']).astype('float32')   # as _child_mx
+    return RUNTIMES.build_runtime(cfg, a, x)
 
 
 def _profile_ops(step, iters):
@@ -255,6 +282,18 @@ def _profile_ops(step, iters):
     return dict(wall_ms=wall * 1e3, ops=rows)
 
 
+def _peak_rss_mib():
+    """This process's peak RSS: VmHWM, which starts afresh at exec. Not ru_maxrss: Linux carries the parent's peak
+    over to a child, so every row lighter than the parent (the OpenVINO ones: 253 MiB under an MXNet parent,
+    measured) read the parent's figure."""
+    try:
+        with open('/proc/self/status') as f:
+            return next(int(line.split()[1]) for line in f if line.startswith('VmHWM:')) / 1024.0
+    except (OSError, StopIteration):
+        import resource
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
 def _run_requests():
     """The parent's requests of a served child: one per ``RUN`` line on stdin, until ``END`` (or EOF)."""
     for line in sys.stdin:
@@ -266,14 +305,14 @@ def _run_requests():
 def child_main(spec):
     """Build the configuration, warm up, then either time ``repeats`` repeats at once, or (``serve``) print READY
     and time one repeat per ``RUN`` line on stdin until ``END``; the parent interleaves the configurations."""
-    import resource
     cfg = json.loads(spec)
     a = cfg['args']
     t0 = time.time()
     try:
         if a['wait_quiet']:
             _wait_quiet(a['max_foreign'], 120)
-        build = _child_torch if cfg['config'].startswith('timm') else _child_mx
+        build = _child_torch if cfg['config'].startswith('timm') else \
+            _child_runtime if cfg['config'] in RUNTIME_CONFIGS else _child_mx
         step, extra = build(cfg, a)
         train = cfg['config'] in TRAIN_CONFIGS
         bs = cfg['batch']
@@ -283,7 +322,7 @@ def child_main(spec):
             step()
         if cfg.get('profile'):
             res = dict(profile=_profile_ops(step, iters), ok=True, iters=iters)
-            res['rss_mib'] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+            res['rss_mib'] = _peak_rss_mib()
             print('RESULT ' + json.dumps(res), flush=True)
             return
         limit = a['max_foreign'] if a['wait_quiet'] else 1.0
@@ -305,7 +344,7 @@ def child_main(spec):
             if serve:
                 print('RATE %f' % r, flush=True)
         res = _summary(rates, foreign, retries)
-        res['rss_mib'] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+        res['rss_mib'] = _peak_rss_mib()
         check = extra.pop('check', None)
         res.update(extra)
         if check is not None:
@@ -317,7 +356,7 @@ def child_main(spec):
         first = str(e).strip().splitlines()[0][:300] if str(e).strip() else ''
         res = dict(ok=False, error='%s: %s' % (type(e).__name__, first),
                    traceback=traceback.format_exc()[-2000:])
-    res.setdefault('rss_mib', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0)
+    res.setdefault('rss_mib', _peak_rss_mib())
     res['seconds'] = time.time() - t0
     print('RESULT ' + json.dumps(res), flush=True)
 

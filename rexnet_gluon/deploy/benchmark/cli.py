@@ -4,7 +4,7 @@
     python scripts/benchmark.py --widths 1.0,1.5,lite1.0 --batches 1,8,32 --torch-compile
     python scripts/benchmark.py --configs mx_fast,timm_cl --batches 1 --repeats 3 --output-dir /tmp/bench
 
-Every (configuration, width, batch) runs in a subprocess of its own (so its peak RSS, the child's ru_maxrss, is
+Every (configuration, width, batch) runs in a subprocess of its own (so its peak RSS, the child's VmHWM, is
 its own); the parent only schedules and aggregates. A child waits for the machine to be quiet, builds the network
 and warms up. Then, by default, the parent times the configurations of one width and batch in interleaved rounds:
 each round asks every child for one repeat of ``--iters`` forward passes (MXNet: until ``wait_to_read``; PyTorch:
@@ -26,6 +26,11 @@ mx_fast_threaded    the same graph with MXNet's default engine and environment
 mx_bf16             mx.contrib.amp.convert_hybrid_block(net, 'bfloat16'), hybridized
 mx_int8             mx.contrib.quantization.quantize_net(net, quantized_dtype='int8', calib_mode='naive')
 mx_fast_int8        rexnet_gluon.deploy.fast.quantize(fast graph), int8, naive calibration
+ov_fp32             our ONNX export as OpenVINO IR, f32; bs1: LATENCY hint, one sync request; larger batches:
+                    THROUGHPUT hint, the batch split over an AsyncInferQueue (files made before the children start)
+ov_int8             the IR quantized by NNCF (export --format openvino-int8's quantize_ir), generated calibration
+ort_fp32            ONNX Runtime (CPUExecutionProvider) on our ONNX export
+ov_timm             timm's model exported by torch.onnx.export, run in OpenVINO f32 as ov_fp32 (vs timm eager)
 timm_eager          timm rexnet_100-style model (same width), eval, NCHW
 timm_cl             the same, channels_last
 timm_compile        torch.compile (inductor) of the NCHW model
@@ -42,9 +47,11 @@ import argparse
 import json
 import os
 import sys
+import tempfile
 import time
 
 from .child import ALL_CONFIGS, TRAIN_CONFIGS, child_main, parse_width
+from .prepare import missing_runtimes, prepare_files
 from .report import make_chart, make_head, make_profile_table, make_table
 from .runner import machine_info, run_jobs, torch_available
 
@@ -105,16 +112,16 @@ def plan_jobs(p, args):
     if unknown:
         p.error('unknown configurations %s; known: %s' % (unknown, ', '.join(ALL_CONFIGS)))
     have_torch = torch_available()
-    skipped = []
+    skipped = ['%s (no %s)' % (c, ', '.join(m)) for c, m in missing_runtimes(configs).items()]
     if not have_torch:
-        skipped = [c for c in configs if c.startswith('timm')]
-        configs = [c for c in configs if not c.startswith('timm')]
+        skipped += ['%s (no torch/timm)' % c for c in configs if c.startswith('timm')]
+    configs = [c for c in configs if not any(s.startswith(c + ' ') for s in skipped)]
     child_args = dict(repeats=args.repeats, iters=args.iters, warmup=args.warmup, size=args.size, calib=args.calib,
                       threads=args.threads, max_foreign=args.max_foreign, wait_quiet=not args.no_wait)
     jobs = []
     for w in widths:
         for c in configs:
-            if c.startswith('timm') and parse_width(w)[0]:
+            if c in ('ov_timm', *[t for t in ALL_CONFIGS if t.startswith('timm')]) and parse_width(w)[0]:
                 continue
             for b in ([args.train_batch] if c in TRAIN_CONFIGS else batches):
                 jobs.append(dict(config=c, width=w, batch=b, args=child_args))
@@ -142,8 +149,10 @@ def main(argv=None):
     print('machine: %s' % json.dumps(machine))
     print('command: %s' % command)
     if skipped:
-        print('torch/timm not importable: skipping %s' % ', '.join(skipped))
-    results, profiles = run_jobs(jobs, args)
+        print('not installed, skipping: %s' % ', '.join(skipped))
+    with tempfile.TemporaryDirectory(prefix='rexnet-bench-') as folder:
+        prepare_files(jobs, folder)     # ONNX / IR files, before any timed child starts
+        results, profiles = run_jobs(jobs, args)
     table = make_table(results, batches)
     os.makedirs(args.output_dir, exist_ok=True)
     stamp = time.strftime('%Y-%m-%d %H:%M')

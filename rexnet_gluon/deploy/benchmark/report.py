@@ -36,7 +36,7 @@ def make_head(machine, command, stamp, args):
                 machine.get('torch', '-'), machine.get('timm', '-'), args.threads), '',
             'Command: `%s`' % command, '',
             'img/s: median [min-max] over %d repeats after warm-up; every configuration in a process of its own '
-            '(RSS = its ru_maxrss). %s x timm = %s to timm eager NCHW / channels_last at the same width and batch. '
+            '(RSS = its peak, VmHWM). %s x timm = %s to timm eager NCHW / channels_last at the same width and batch. '
             'Random weights and BN statistics; mx_fast and mx_fast_int8 run with %s. "foreign CPU": the most any '
             'kept repeat saw other processes use.' % (
                 args.repeats,

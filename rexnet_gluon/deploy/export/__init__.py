@@ -13,6 +13,9 @@ Formats (files for ``--output PREFIX``):
   export, ``ov.save_model(..., compress_to_fp16=False)``), batch axis dynamic or static (``batch=N``); read back
   with a fresh ``ov.Core``, compiled for CPU in f32, checked against MXNet at batch 1 and 3 (static: N) within
   the onnx rule.
+- ``openvino-int8``: ``PREFIX.xml`` + ``PREFIX.bin``, the openvino IR quantized by NNCF (post-training, min/max
+  statistics, FakeQuantize nodes run as INT8 by the CPU plugin); top-1 agreement with the fp32 IR on held-out
+  images.
 - ``int8``: ``PREFIX-symbol.json`` + ``PREFIX-0000.params`` of the oneDNN INT8 graph
   (``quantize_net(quantized_dtype='int8', calib_mode='naive')``, CPU only); top-1 agreement with fp32
   on a held-out generated set.
@@ -27,7 +30,8 @@ failed check are kept only with ``keep_failed`` (``--keep-failed``).
 
 Modules: ``staging`` (report, errors, staging folder and publish), ``data`` (generated and folder images,
 agreement measures), ``graphs`` (running and reloading MXNet graphs), ``mxnet_formats`` (symbol, fast),
-``onnx_format`` (onnx), ``openvino_format`` (openvino), ``lowp`` (int8, bf16), ``cli`` (the ``export`` command).
+``onnx_format`` (onnx), ``openvino_format`` (openvino), ``openvino_int8`` (openvino-int8), ``lowp`` (int8, bf16),
+``cli`` (the ``export`` command).
 
 May import: the rest of ``deploy`` (images, errors, predict's model loading, fast), ``convert`` (the parity rule).
 """
@@ -36,14 +40,15 @@ from .lowp import INT8_FP32_OPS, export_bf16, export_int8
 from .mxnet_formats import export_fast, export_symbol
 from .onnx_format import FALLBACK_OPSET, export_onnx, pinned_onnx_opset
 from .openvino_format import export_openvino
+from .openvino_int8 import export_openvino_int8
 from .staging import ExportError, ExportReport, output_files
 
 __all__ = ['FORMATS', 'ExportReport', 'ExportError', 'generated_images', 'calibration_images', 'export_symbol',
-           'export_onnx', 'export_openvino', 'export_int8', 'export_bf16', 'export_fast', 'export_model',
+           'export_onnx', 'export_openvino', 'export_openvino_int8', 'export_int8', 'export_bf16', 'export_fast', 'export_model',
            'pinned_onnx_opset', 'output_files', 'preprocess_for_size', 'CALIB_SEED', 'EVAL_SEED', 'INT8_FP32_OPS',
            'FALLBACK_OPSET', ]
 
-FORMATS = ('symbol', 'onnx', 'openvino', 'int8', 'bf16', 'fast')
+FORMATS = ('symbol', 'onnx', 'openvino', 'int8', 'bf16', 'fast', 'openvino-int8')
 
 
 def export_model(net, fmt, prefix, size=None, **kwargs):
@@ -52,6 +57,7 @@ def export_model(net, fmt, prefix, size=None, **kwargs):
     if fmt not in FORMATS:
         raise ValueError('unknown format %r; choose from %s' % (fmt, ', '.join(FORMATS)))
     size = size or net.preprocess['input_size']
-    fn = {'symbol': export_symbol, 'onnx': export_onnx, 'openvino': export_openvino, 'int8': export_int8,
+    fn = {'symbol': export_symbol, 'onnx': export_onnx, 'openvino': export_openvino,
+          'openvino-int8': export_openvino_int8, 'int8': export_int8,
           'bf16': export_bf16, 'fast': export_fast}[fmt]
     return fn(net, prefix, size=size, **kwargs)

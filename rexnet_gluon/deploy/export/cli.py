@@ -10,6 +10,7 @@ from . import FORMATS, export_model
 from .data import calibration_images, preprocess_for_size
 from .lowp import INT8_FP32_OPS
 from .openvino_format import import_openvino
+from .openvino_int8 import PRESETS, import_nncf
 from .staging import ExportError
 
 __all__ = ['HANDLED_ERRORS', 'UsageError', 'add_arguments', 'run', ]
@@ -56,20 +57,21 @@ def add_arguments(p):
                    help='%s; repeat it or separate with commas for several' % ' | '.join(FORMATS))
     p.add_argument('--output', metavar='PREFIX',
                    help='output prefix (default: the model name). With several formats, int8 and bf16 add '
-                        '-int8 / -bf16 / -fast to it (their files would collide otherwise; symbol, onnx and '
-                        'openvino write PREFIX-symbol.json/-0000.params, PREFIX.onnx, PREFIX.xml/.bin); alone, '
+                        '-int8 / -bf16 / -fast to it (openvino-int8 too: PREFIX-int8.xml; their files would '
+                        'collide otherwise; symbol, onnx and openvino write PREFIX-symbol.json/-0000.params, PREFIX.onnx, PREFIX.xml/.bin); alone, '
                         'a format uses PREFIX as given')
     p.add_argument('--input-size', type=_positive, metavar='N',
                    help='square input size to export and verify at (default: the model\'s, e.g. 224)')
     p.add_argument('--calib-dir', metavar='DIR',
-                   help='int8: calibration images (read with the model\'s preprocessing); default: generated')
+                   help='int8, openvino-int8: calibration images (read with the model\'s preprocessing); default: '
+                        'generated')
     p.add_argument('--num-calib', type=_positive, default=64, metavar='N',
-                   help='int8: number of calibration images (default 64)')
+                   help='int8, openvino-int8: number of calibration images (default 64)')
     p.add_argument('--eval-dir', metavar='DIR',
-                   help='int8/bf16: held-out images for the top-1 agreement check (never used for calibration); '
+                   help='int8/openvino-int8/bf16: held-out images for the top-1 agreement check (never used for calibration); '
                         'default: generated')
     p.add_argument('--num-eval', type=_positive, default=200, metavar='N',
-                   help='int8/bf16/fast: number of held-out images for the agreement check (default 200)')
+                   help='int8/openvino-int8/bf16/fast: number of held-out images for the agreement check (default 200)')
     p.add_argument('--batch', type=_positive, default=16, metavar='B',
                    help='batch size for calibration and verification runs (default 16)')
     p.add_argument('--quantize-mode', choices=('full', 'smart'), default='full',
@@ -79,7 +81,7 @@ def add_arguments(p):
                    help='int8: comma-separated ops of the oneDNN graph to keep in fp32 (default %s: the Swish '
                         'products; "none" quantizes everything)' % ','.join(INT8_FP32_OPS))
     p.add_argument('--int8-min-agreement', type=_fraction, default=0.99, metavar='F',
-                   help='int8: required top-1 agreement with fp32 (default 0.99)')
+                   help='int8, openvino-int8: required top-1 agreement with fp32 (default 0.99)')
     p.add_argument('--bf16-min-agreement', type=_fraction, default=0.9, metavar='F',
                    help='bf16: required top-1 agreement with fp32 (default 0.9)')
     p.add_argument('--opset', type=int, metavar='N',
@@ -88,6 +90,9 @@ def add_arguments(p):
                    help='onnx: allowed max|ORT - MXNet| per unit of logit scale (default 1e-5)')
     p.add_argument('--ov-batch', type=_positive, metavar='N',
                    help='openvino: a static batch of N images (default: the batch axis stays dynamic)')
+    p.add_argument('--ov-int8-preset', choices=PRESETS, default='performance',
+                   help='openvino-int8: NNCF preset, symmetric (performance, default) or asymmetric (mixed) '
+                        'activations')
     p.add_argument('--keep-failed', action='store_true',
                    help='publish the files of a format even if its check failed (the exit status is still 1)')
     return p
@@ -97,7 +102,7 @@ def _prefixes(formats, output, model):
     base = output or model
     if len(formats) == 1 and output:
         return {formats[0]: base}
-    return {f: base + ('-' + f if f in ('int8', 'bf16', 'fast') else '') for f in formats}
+    return {f: base + {'int8': '-int8', 'bf16': '-bf16', 'fast': '-fast', 'openvino-int8': '-int8'}.get(f, '') for f in formats}
 
 
 def _format_kwargs(fmt, args, pp, calib, held):
@@ -113,6 +118,9 @@ def _format_kwargs(fmt, args, pp, calib, held):
                   exclude_operators=args.int8_exclude_ops, eval_data=held)
     elif fmt == 'openvino':
         kw.update(batch=args.ov_batch)
+    elif fmt == 'openvino-int8':
+        kw.update(calib_data=calib, num_calib=args.num_calib, num_eval=args.num_eval, batch=args.batch,
+                  min_agreement=args.int8_min_agreement, eval_data=held, preset=args.ov_int8_preset)
     elif fmt == 'bf16':
         kw.update(num_eval=args.num_eval, batch=args.batch, min_agreement=args.bf16_min_agreement,
                   eval_data=held)
@@ -132,23 +140,25 @@ def run(args):
     size = args.input_size or base['input_size']
     pp = preprocess_for_size(base, size)
     calib = None
-    if 'int8' in formats and args.calib_dir:
+    if {'int8', 'openvino-int8'} & set(formats) and args.calib_dir:
         calib = calibration_images(args.calib_dir, pp, args.num_calib)
     elif args.calib_dir:
-        raise UsageError('--calib-dir is only used by --format int8')
+        raise UsageError('--calib-dir is only used by --format int8 and openvino-int8')
     held = None
-    if args.eval_dir and ('int8' in formats or 'bf16' in formats):
+    if args.eval_dir and {'int8', 'openvino-int8', 'bf16'} & set(formats):
         held = calibration_images(args.eval_dir, pp, args.num_eval, flag='--eval-dir')
         if args.calib_dir and os.path.realpath(args.eval_dir) == os.path.realpath(args.calib_dir):
             raise UsageError('--eval-dir and --calib-dir are the same folder: the agreement check needs images '
                              'the calibration did not see')
     elif args.eval_dir:
-        raise UsageError('--eval-dir is only used by --format int8 and bf16')
+        raise UsageError('--eval-dir is only used by --format int8, openvino-int8 and bf16')
     if args.ov_batch is not None and 'openvino' not in formats:
         raise UsageError('--ov-batch is only used by --format openvino')
-    if 'openvino' in formats:
+    if {'openvino', 'openvino-int8'} & set(formats):
         try:
             import_openvino()
+            if 'openvino-int8' in formats:
+                import_nncf()
         except ExportError as err:
             raise UsageError(str(err)) from None
     import mxnet as mx

@@ -9,7 +9,8 @@ from .data import EVAL_SEED, generated_images
 from .onnx_format import check_against_mxnet, report_onnx, staged_onnx
 from .staging import ExportError, ExportReport, Staging, output_files
 
-__all__ = ['INSTALL_HINT', 'CHECK_PRECISION', 'import_openvino', 'export_openvino', ]
+__all__ = ['INSTALL_HINT', 'CHECK_PRECISION', 'import_openvino', 'staged_ir', 'run_ir', 'weight_types',
+           'export_openvino', ]
 
 INSTALL_HINT = 'pip install -e .[export]'
 # The precision the check compiles the IR with. OpenVINO's CPU plugin runs fp32 models in bf16 by default on CPUs
@@ -30,21 +31,10 @@ def import_openvino():
     return openvino
 
 
-def _weight_types(model):
+def weight_types(model):
     """The element types of the IR's constants, e.g. ['f32', 'i64'] (weights, and shapes of Reshape and Pad)."""
     return sorted({str(op.get_output_element_type(0).get_type_name())
                    for op in model.get_ops() if op.get_type_name() == 'Constant'})
-
-
-def _run(compiled, x):
-    """The compiled IR's logits on the batch ``x``; an error of OpenVINO's (say a batch the IR does not take) is
-    an :class:`ExportError`."""
-    try:
-        return np.array(compiled(x)[0])
-    except RuntimeError as err:
-        lines = [line for line in str(err).splitlines() if line.strip()]
-        raise ExportError('OpenVINO could not run the IR on a batch of %d: %s'
-                          % (len(x), lines[-1] if lines else type(err).__name__)) from err
 
 
 def _check_input_shape(rep, model, batch, size):
@@ -59,6 +49,29 @@ def _check_input_shape(rep, model, batch, size):
     else:
         rep.check('IR input: static (%d, 3, %d, %d)' % (batch, size, size),
                   shape.is_static and list(shape.to_shape()) == [batch, 3, size, size])
+
+
+def staged_ir(net, st, rep, size, batch=None):
+    """The network as an in-memory OpenVINO model (``.opened`` of the returned :class:`StagedOnnx`), converted
+    with ``ov.convert_model`` from its ONNX export staged in ``st``; the batch axis dynamic (``batch=None``) or
+    static. The conversion is described in ``rep``."""
+    ov = import_openvino()
+    onx = staged_onnx(net, st, st.staged_prefix + '.intermediate.onnx', size, open_with=ov.convert_model)
+    report_onnx(rep, onx)
+    rep.lines.append('convert   mx2onnx file -> ov.convert_model (fp32), OpenVINO %s' % ov.get_version())
+    onx.opened.reshape({onx.opened.input(0): ov.PartialShape([batch or -1, 3, size, size])})
+    return onx
+
+
+def run_ir(compiled, x):
+    """The compiled IR's logits on the batch ``x``; an error of OpenVINO's (say a batch the IR does not take) is
+    an :class:`ExportError`."""
+    try:
+        return np.array(compiled(x)[0])
+    except RuntimeError as err:
+        lines = [line for line in str(err).splitlines() if line.strip()]
+        raise ExportError('OpenVINO could not run the IR on a batch of %d: %s'
+                          % (len(x), lines[-1] if lines else type(err).__name__)) from err
 
 
 def export_openvino(net, prefix, size=224, preprocess=None, batch=None, atol=1e-5, keep_failed=False):
@@ -81,12 +94,8 @@ def export_openvino(net, prefix, size=224, preprocess=None, batch=None, atol=1e-
     x = generated_images(max(batches), size, preprocess or net.preprocess, EVAL_SEED)
     finals = output_files('openvino', prefix)
     with Staging(prefix) as st:
-        onx = staged_onnx(net, st, st.staged_prefix + '.intermediate.onnx', size, open_with=ov.convert_model)
-        report_onnx(rep, onx)
-        rep.lines.append('convert   mx2onnx file -> ov.convert_model -> ov.save_model (fp32), OpenVINO %s'
-                         % ov.get_version())
+        onx = staged_ir(net, st, rep, size, batch)
         model = onx.opened
-        model.reshape({model.input(0): ov.PartialShape([batch or -1, 3, size, size])})
         xml, bin_ = st.staged(finals[0]), st.staged(finals[1])
         # fp32 weights: since 2023.1 save_model compresses them to fp16 by default. That halves the .bin but moves
         # the logits by 0.08 at logit scale 12 (measured, 64 px, random weights): ~700x the parity rule, and a
@@ -95,7 +104,7 @@ def export_openvino(net, prefix, size=224, preprocess=None, batch=None, atol=1e-
         core = ov.Core()                       # fresh: reads the files as a deployment would
         saved = core.read_model(xml, bin_)
         _check_input_shape(rep, saved, batch, size)
-        weights = _weight_types(saved)
+        weights = weight_types(saved)
         rep.lines.append('weights   constants stored as %s' % ', '.join(weights))
         rep.check('IR weights stored in fp32 (no f16 / bf16 constants)', 'f32' in weights
                   and not set(weights) & {'f16', 'bf16'})
@@ -108,7 +117,7 @@ def export_openvino(net, prefix, size=224, preprocess=None, batch=None, atol=1e-
             rep.notes.append("OpenVINO's CPU plugin runs this IR in %s by default on this CPU; compile it with "
                              "{'INFERENCE_PRECISION_HINT': 'f32'} for fp32 logits (the check did)" % default)
         rep.check('OpenVINO ran the check in %s' % CHECK_PRECISION, used == CHECK_PRECISION)
-        worst = check_against_mxnet(rep, net, x, onx.sym_prefix, 'OpenVINO', lambda xb: _run(compiled, xb),
+        worst = check_against_mxnet(rep, net, x, onx.sym_prefix, 'OpenVINO', lambda xb: run_ir(compiled, xb),
                                     batches, atol, 'openvino')
         rep.figures.update(opset=onx.opset, max_abs_diff=worst, batch=batch or 'dynamic', weights=weights,
                            inference_precision=used, default_precision=default)

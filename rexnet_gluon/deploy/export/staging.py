@@ -59,7 +59,7 @@ def output_files(fmt, prefix):
     """The files a format writes for ``prefix``."""
     if fmt == 'onnx':
         return [prefix + '.onnx']
-    if fmt == 'openvino':
+    if fmt in ('openvino', 'openvino-int8'):
         return [prefix + '.xml', prefix + '.bin']
     return [prefix + '-symbol.json', prefix + '-0000.params']
 
