@@ -243,3 +243,23 @@ def test_macs_match_published_figures():
     got = [round(v1_spec(w).macs() / 1e9, 3) for w in (1.0, 1.3, 1.5, 2.0, 3.0)]
     assert got == [0.398, 0.662, 0.876, 1.529, 3.396]
     assert v1_spec(1.0).macs(112) < v1_spec(1.0).macs(224) / 3.5
+
+
+def test_default_hybridize_is_static_and_exact_across_batch_sizes():
+    """``hybridize()`` without flags turns on static_alloc/static_shape (faster on CPU); the logits equal plain
+    hybridization bit for bit, also when the batch size changes between calls; explicit flags are kept."""
+    mx.random.seed(2)
+    nets = []
+    for flags in ({}, dict(static_alloc=False, static_shape=False)):
+        net = ReXNetV1(1.0, classes=5, prefix='n%d_' % len(nets))
+        net.initialize(mx.init.Xavier())
+        if nets:
+            for a, b in zip(nets[0].collect_params().values(), net.collect_params().values()):
+                b.set_data(a.data())
+        net.hybridize(**flags)
+        nets.append(net)
+    flags = [{k: dict(n._flags).get(k) for k in ('static_alloc', 'static_shape')} for n in nets]
+    assert flags == [dict(static_alloc=True, static_shape=True), dict(static_alloc=False, static_shape=False)]
+    for n in (2, 3, 1, 3):
+        x = mx.nd.random.normal(shape=(n, 3, 48, 48))
+        assert np.array_equal(nets[0](x).asnumpy(), nets[1](x).asnumpy())
