@@ -21,13 +21,13 @@ class Swish(HybridBlock):
     """SiLU, x * sigmoid(x) (nn.Swish would add a ``beta * x`` op for beta == 1).
 
     ``onednn`` (``swish_op='activation'``) computes the sigmoid with ``Activation('sigmoid')``, which oneDNN runs
-    vectorised, instead of MXNet's scalar ``sigmoid`` op (34-45 % of a fused forward pass; a training step is 8 %
-    faster, ``scripts/measure_train_step.py``). On one context it trains the same (``scripts/train_parity.py
-    --swish-op activation``: the same distance to PyTorch's float64 run at each of 20 float32 steps). But a
-    two-device run with it ends 9.5e-4 away from two one-device workers on the same batches after 6 steps, where
-    ``sigmoid`` agrees to 3.5e-6 (tests/train/test_train.py's dist_sync test with ``nag``): oneDNN state carried
-    between contexts or calls, not understood. So the training network keeps ``sigmoid`` (the default);
-    :mod:`rexnet_gluon.deploy.fast` uses the oneDNN form for inference, checked against the network.
+    vectorised, instead of MXNet's scalar ``sigmoid`` op (the plain hybridized net 1.33-1.49x faster, a training step
+    8 %). It trains the same step by step (``scripts/train_parity.py --swish-op activation``). A two-device run with it
+    ended 9.5e-4 from two dist_sync workers where ``sigmoid`` agreed to 3.5e-6: traced to the test's diverging
+    trajectory amplifying a 1.2e-7 grouping difference (``sigmoid`` is as sensitive at those parameters), not to the
+    op (README, "Training parity"). The default stays ``sigmoid`` until the multi-device equality tests compare runs
+    that do not diverge; :mod:`rexnet_gluon.deploy.fast` uses the oneDNN form for inference, checked against the
+    network.
     """
     def __init__(self, onednn=False, **kwargs):
         super(Swish, self).__init__(**kwargs)

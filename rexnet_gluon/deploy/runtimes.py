@@ -30,7 +30,8 @@ log = logging.getLogger(__name__)
 
 RUNTIMES = ('mxnet', 'fast', 'openvino', 'onnxruntime')
 # Fastest first, measured on this project's 2-vCPU CPU (ReXNet-1.0x, 224 px, img/s at batch 1 / 32): OpenVINO
-# 108-118 / 86-95, ONNX Runtime 84-102 / 71-87, fast 40-130 / 50-117 (it drifts most), plain hybridized ~20 / 30.
+# 111.6 / 145.7, ONNX Runtime 76.0 / 79.3, fast 55.7 / 61.6, plain hybridized 12.0 / 16.9 (scripts/benchmark.py,
+# 2026-11-29, README "Speed").
 AUTO_ORDER = ('openvino', 'onnxruntime', 'fast', 'mxnet')
 INSTALL_HINT = 'pip install -e .[export]'
 CHECK_BATCHES = (1, 3)
