@@ -21,9 +21,9 @@ class Swish(HybridBlock):
     """SiLU, x * sigmoid(x) (nn.Swish would add a ``beta * x`` op for beta == 1).
 
     ``onednn`` (``swish_op='activation'``) computes the sigmoid with ``Activation('sigmoid')``, which oneDNN runs
-    vectorised, instead of MXNet's scalar ``sigmoid`` op (the plain hybridized net 1.33-1.49x faster, a training step
-    8 %). It trains the same step by step (``scripts/train_parity.py --swish-op activation``). A two-device run with it
-    ended 9.5e-4 from two dist_sync workers where ``sigmoid`` agreed to 3.5e-6: traced to the test's diverging
+    vectorised, instead of MXNet's scalar ``sigmoid`` op (the plain hybridized net ~1.4x / 1.5x faster at batch
+    1 / 32, a training step 8 %). It trains the same step by step (``scripts/train_parity.py --swish-op
+    activation``). A two-device run with it ended 9.5e-4 from two dist_sync workers where ``sigmoid`` agreed to 3.5e-6: traced to the test's diverging
     trajectory amplifying a 1.2e-7 grouping difference (``sigmoid`` is as sensitive at those parameters), not to the
     op (README, "Training parity"). The default stays ``sigmoid`` until the multi-device equality tests compare runs
     that do not diverge; :mod:`rexnet_gluon.deploy.fast` uses the oneDNN form for inference, checked against the
@@ -236,7 +236,7 @@ class ReXNet(HybridBlock):
     def hybridize(self, *args, **kwargs):
         """Gluon's ``hybridize``; given neither ``static_alloc`` nor ``static_shape``, both are on: the same
         outputs bit for bit (at any batch size; a new input shape re-plans the graph once) and faster on CPU
-        (ReXNet-1.0x at 224 px, interleaved: 1.05x at batch 1, 1.19x at batch 32 over plain ``hybridize()``)."""
+        (ReXNet-1.0x at 224 px, ``scripts/measure_plain_inference.py``: 1.04x at batch 1, 1.19x at batch 32)."""
         given = inspect.signature(HybridBlock.hybridize).bind(self, *args, **kwargs).arguments
         if 'static_alloc' not in given and 'static_shape' not in given:   # optimize_for passes them by position
             kwargs.update(static_alloc=True, static_shape=True)

@@ -122,11 +122,13 @@ def _onnx_file(net, size, folder, open_with):
 
 
 def _openvino(net, size, ctx):
+    from .export.openvino_format import CHECK_PRECISION, staged_ir
+    from .export.staging import ExportReport, Staging
     ov = _import('openvino', 'openvino')
     with tempfile.TemporaryDirectory(prefix='rexnet_ov.') as folder:
-        model = _onnx_file(net, size, folder, ov.convert_model)
-        model.reshape({model.input(0): ov.PartialShape([-1, 3, size, size])})
-        compiled = ov.Core().compile_model(model, 'CPU', {'INFERENCE_PRECISION_HINT': 'f32'})
+        with Staging(os.path.join(folder, 'model')) as st:   # the export's own conversion, dynamic batch
+            model = staged_ir(net, st, ExportReport('openvino', 'in memory'), size).opened
+        compiled = ov.Core().compile_model(model, 'CPU', {'INFERENCE_PRECISION_HINT': CHECK_PRECISION})
     request = compiled.create_infer_request()
 
     def run(x):
