@@ -21,13 +21,13 @@ class Swish(HybridBlock):
     """SiLU, x * sigmoid(x) (nn.Swish would add a ``beta * x`` op for beta == 1).
 
     ``onednn`` (``swish_op='activation'``) computes the sigmoid with ``Activation('sigmoid')``, which oneDNN runs
-    vectorised, instead of MXNet's scalar ``sigmoid`` op (the plain hybridized net ~1.4x / 1.5x faster at batch
-    1 / 32, a training step 8 %). It trains the same step by step (``scripts/train_parity.py --swish-op
-    activation``). A two-device run with it ended 9.5e-4 from two dist_sync workers where ``sigmoid`` agreed to
-    3.5e-6: traced to the test's diverging trajectory amplifying a 1.2e-7 grouping difference (``sigmoid`` is as sensitive at those parameters), not to the
-    op (README, "Training parity"). The default stays ``sigmoid`` until the multi-device equality tests compare runs
-    that do not diverge; :mod:`rexnet_gluon.deploy.fast` uses the oneDNN form for inference, checked against the
-    network.
+    vectorised, instead of MXNet's scalar ``sigmoid`` op (the plain hybridized net ~1.4x / 1.5x faster at batch 1 /
+    32, a training step 8 %). It trains the same step by step (``scripts/train_parity.py --swish-op activation``). A
+    two-device run with it ended 9.5e-4 from two dist_sync workers where ``sigmoid`` agreed to 3.5e-6: traced to the
+    test's diverging trajectory amplifying a 1.2e-7 grouping difference (``sigmoid`` is as sensitive at those
+    parameters), not to the op (README, "Training parity"). The default stays ``sigmoid`` until the multi-device
+    equality tests compare runs that do not diverge; :mod:`rexnet_gluon.deploy.fast` uses the oneDNN form for
+    inference, checked against the network.
     """
     def __init__(self, onednn=False, **kwargs):
         super(Swish, self).__init__(**kwargs)
