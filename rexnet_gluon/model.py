@@ -20,14 +20,11 @@ __all__ = ['ReXNet', 'ReXNetV1', 'ReXNetV1Lite', 'ReXNetFeatures', 'Swish', 'ReL
 class Swish(HybridBlock):
     """SiLU, x * sigmoid(x) (nn.Swish would add a ``beta * x`` op for beta == 1).
 
-    ``onednn`` (``swish_op='activation'``) computes the sigmoid with ``Activation('sigmoid')``, which oneDNN runs
-    vectorised, instead of MXNet's scalar ``sigmoid`` op (the plain hybridized net ~1.4x / 1.5x faster at batch 1 /
-    32, a training step 8 %). It trains the same step by step (``scripts/train_parity.py --swish-op activation``). A
-    two-device run with it ended 9.5e-4 from two dist_sync workers where ``sigmoid`` agreed to 3.5e-6: traced to the
-    test's diverging trajectory amplifying a 1.2e-7 grouping difference (``sigmoid`` is as sensitive at those
-    parameters), not to the op (README, "Training parity"). The default stays ``sigmoid`` until the multi-device
-    equality tests compare runs that do not diverge; :mod:`rexnet_gluon.deploy.fast` uses the oneDNN form for
-    inference, checked against the network.
+    ``onednn`` (``swish_op='activation'``, the networks' default) computes the sigmoid with ``Activation('sigmoid')``,
+    which oneDNN runs vectorised, instead of MXNet's scalar ``sigmoid`` op (``swish_op='sigmoid'``): the plain
+    hybridized net ~1.4x / 1.5x faster at batch 1 / 32, a training step 8 %, outputs ~1e-7 apart. It trains the same
+    step by step (``scripts/train_parity.py``; ``--swish-op sigmoid`` for the other form) and, on several devices or
+    workers, ends within 4.3e-7 of one process (tests/train/test_train.py; README, "Training parity").
     """
     def __init__(self, onednn=False, **kwargs):
         super(Swish, self).__init__(**kwargs)
@@ -180,7 +177,7 @@ class ReXNet(HybridBlock):
     """
 
     def __init__(self, spec, classes=1000, dropout=0.2, norm_layer=None, norm_kwargs=None,
-                 last_gamma=False, input_size=224, bn_running_var='unbiased', swish_op='sigmoid', **kwargs):
+                 last_gamma=False, input_size=224, bn_running_var='unbiased', swish_op='activation', **kwargs):
         for gluoncv_only in ('pretrained', 'ctx', 'root'):
             if gluoncv_only in kwargs:
                 raise TypeError('%s is an argument of rexnet_gluon.get_model(), not of the network class'

@@ -30,7 +30,7 @@ ParityConfig = namedtuple('ParityConfig', 'model steps dtype input_size batch cl
 # lr: the recipe's 0.5 per 512 images scaled to the batch (lr 0.1 on a batch of 8 makes the loss of a random net
 # explode, and float32 rounding then grows with it); warm-up from the recipe's 1e-4; the recipe's wd 1e-5.
 ParityConfig.__new__.__defaults__ = ('rexnet_1.0x', 20, 'float64', 64, 8, 10, 1, 0.5 * 8 / 512, 3, 1e-4, 0.9, 1e-5,
-                                     0.1, None, 'unbiased', True, 0, 'sigmoid', None)
+                                     0.1, None, 'unbiased', True, 0, 'activation', None)
 StepResult = namedtuple('StepResult', 'step lr loss_ref loss_diff param_diff param_name mean_diff var_diff stat_name '
                                       'own local local_own sensitivity')
 StepResult.__new__.__defaults__ = (None, None, None, None)
@@ -385,7 +385,7 @@ def build_parser():
     p.add_argument('--bn-running-var', choices=('unbiased', 'biased'), default=d.bn_running_var)
     p.add_argument('--no-last-gamma', action='store_true')
     p.add_argument('--swish-op', choices=('sigmoid', 'activation'), default=d.swish_op,
-                   help="Swish as x * sigmoid(x) (the networks' default) or x * Activation(x, 'sigmoid') (oneDNN)")
+                   help="Swish as x * Activation(x, 'sigmoid') (oneDNN, the networks' default) or x * sigmoid(x)")
     p.add_argument('--tol', type=float, default=None, help='relative tolerance (default: 1e-6 float64, 1e-3 '
                    'float32)')
     p.add_argument('--markdown', metavar='FILE', help='also write the table as Markdown')

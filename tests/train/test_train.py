@@ -554,11 +554,20 @@ def test_augmentation_independent_of_worker_count(shapes):
         np.testing.assert_array_equal(x, y)
 
 
-def _dist_args(shapes, optimizer):
+# The multi-process runs' peak and warm-up lr: low enough that the two runs compared do not part. At lr 0.1 this
+# random net's loss climbed from 1.8 to 10 in 6 steps, and that trajectory amplified the 1e-7 difference of summing
+# gradients in another order to 1e-3 (with x * Activation(x, 'sigmoid') as with x * sigmoid(x) at other weights).
+DIST_LR, DIST_WARMUP_LR = 0.02, 0.005
+DIST_TOL = 5e-6   # max |weight diff| of two runs that sum the same gradients in another order
+# the lr of each of the 6 iterations: 3 of linear warm-up, then cosine over the second epoch
+DIST_LRS = [DIST_WARMUP_LR + (DIST_LR - DIST_WARMUP_LR) * t / 3 for t in range(3)] + [DIST_LR, DIST_LR / 2, 0.0]
+
+
+def _dist_args(shapes, optimizer=None):
     return BASE + ['--data-dir', shapes['root'], '--use-gn', '--dropout', '0', '--num-epochs', '2',
-                   '--max-batches-per-epoch', '3', '--lr-mode', 'cosine', '--warmup-epochs', '1', '--warmup-lr',
-                   '0.02', '--save-frequency', '1', '--val-interval', '0', '--batch-size', '8', '--log-interval', '1',
-                   '--optimizer', optimizer]
+                   '--max-batches-per-epoch', '3', '--lr-mode', 'cosine', '--lr', str(DIST_LR), '--warmup-epochs',
+                   '1', '--warmup-lr', str(DIST_WARMUP_LR), '--save-frequency', '1', '--val-interval', '0',
+                   '--batch-size', '8', '--log-interval', '1'] + (['--optimizer', optimizer] if optimizer else [])
 
 
 @pytest.fixture(scope='module')
@@ -601,20 +610,22 @@ def test_dist_sync_two_workers_equal_two_devices(shapes, tmp_path, optimizer, tw
     rank0 = [o for o in outs if '[rank 1]' not in o][0]
     assert 'kvstore=dist_sync (rank 0 of 2 workers)' in rank0 and 'optimizer=%s,' % optimizer in rank0
     assert '300 per worker, 3 batches/epoch, 3 iterations/epoch' in rank0
-    assert logged_lrs(rank0) == pytest.approx([0.02, 0.02 + 0.08 / 3, 0.02 + 0.16 / 3, 0.1, 0.05, 0.0], abs=2e-6)
+    assert logged_lrs(rank0) == pytest.approx(DIST_LRS, abs=2e-6)
     a = load_params(os.path.join(dist, 'imagenet-%s-1.params' % MODEL))
     b = two_device_runs(optimizer)
     first = load_params(os.path.join(dist, 'imagenet-%s-0.params' % MODEL))
-    moved = [k for k in a if np.abs(a[k] - first[k]).max() > 1e-3]
+    moved = [k for k in a if np.abs(a[k] - first[k]).max() > 10 * DIST_TOL]
     assert len(moved) > 0.9 * len(a), 'the second epoch left most weights where they were: %d of %d moved' % (
         len(moved), len(a))
     worst = max(float(np.abs(a[k] - b[k]).max()) for k in a)
+    print('dist_sync vs one process with 2 devices: max |diff| %.3g; %d of %d moved' % (worst, len(moved), len(a)))
     # measured 3.5e-6 (the kvstore sums in another order than the devices do); before: 1e-4 relative + absolute
-    assert worst < 2e-5, 'dist_sync vs one process with 2 devices: max |diff| %.3g' % worst
+    assert worst < DIST_TOL, 'dist_sync vs one process with 2 devices: max |diff| %.3g' % worst
     if optimizer != 'nag':
         nag = two_device_runs('nag')
         apart = max(float(np.abs(a[k] - nag[k]).max()) for k in a)
-        assert apart > 100 * 2e-5, '%s ended %.3g from nag: it did not run its own rule' % (optimizer, apart)
+        print('%s vs nag: %.3g apart' % (optimizer, apart))
+        assert apart > 100 * DIST_TOL, '%s ended %.3g from nag: it did not run its own rule' % (optimizer, apart)
 
 
 # ----------------------------------------------------------------------------------------------- checkpoint files
@@ -657,9 +668,7 @@ def test_horovod_two_ranks_equal_two_devices(shapes, tmp_path):
     broadcast weights, Horovod averages the gradients (so the step is over the per-worker batch) and the LR schedule
     counts iterations per rank; both ranks end with the same weights, and only rank 0 writes checkpoints."""
     runner = _horovodrun()
-    args = BASE + ['--data-dir', shapes['root'], '--use-gn', '--dropout', '0', '--num-epochs', '2',
-                   '--max-batches-per-epoch', '3', '--lr-mode', 'cosine', '--warmup-epochs', '1', '--warmup-lr',
-                   '0.02', '--save-frequency', '1', '--val-interval', '0', '--batch-size', '8', '--log-interval', '1']
+    args = _dist_args(shapes)
     hvd = str(tmp_path / 'hvd')
     env = dict(os.environ, PYTHONWARNINGS='ignore', OMP_NUM_THREADS='1')
     env.pop('DMLC_ROLE', None)
@@ -676,7 +685,7 @@ def test_horovod_two_ranks_equal_two_devices(shapes, tmp_path):
     assert 'kvstore=horovod (rank 0 of 2 workers)' in rank0
     assert 'batch=8 per device x 1 devices x 2 workers = 16 global' in rank0
     assert '300 per worker, 3 batches/epoch, 3 iterations/epoch' in rank0
-    assert logged_lrs(rank0) == pytest.approx([0.02, 0.02 + 0.08 / 3, 0.02 + 0.16 / 3, 0.1, 0.05, 0.0], abs=2e-6)
+    assert logged_lrs(rank0) == pytest.approx(DIST_LRS, abs=2e-6)
     assert sorted(f for f in os.listdir(hvd) if f.endswith('.params')) == [
         'imagenet-%s-%d.params' % (MODEL, e) for e in (0, 1)]                       # rank 0's checkpoints only
     status, single, _ = train(tmp_path, *(args[len(BASE):] + ['--cpus', '2']), name='single')
@@ -684,11 +693,11 @@ def test_horovod_two_ranks_equal_two_devices(shapes, tmp_path):
     a = load_params(os.path.join(hvd, 'imagenet-%s-1.params' % MODEL))
     b = load_params(os.path.join(single, 'imagenet-%s-1.params' % MODEL))
     first = load_params(os.path.join(hvd, 'imagenet-%s-0.params' % MODEL))
-    moved = [k for k in a if np.abs(a[k] - first[k]).max() > 1e-3]
+    moved = [k for k in a if np.abs(a[k] - first[k]).max() > 10 * DIST_TOL]
     assert len(moved) > 0.9 * len(a), 'the second epoch left most weights where they were: %d of %d moved' % (
         len(moved), len(a))
     worst = max(float(np.abs(a[k] - b[k]).max()) for k in a)
     print('horovod vs one process with 2 devices: max |diff| %.3g' % worst)
     # measured 3.5e-6 (Gloo sums in another order than the devices do); stepping over the global batch (the
     # horovod-sum-step mutation of tests/mutations.py) fails here
-    assert worst < 2e-5, 'horovod vs one process with 2 devices: max |diff| %.3g' % worst
+    assert worst < DIST_TOL, 'horovod vs one process with 2 devices: max |diff| %.3g' % worst
