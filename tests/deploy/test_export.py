@@ -98,6 +98,10 @@ def test_onnx_export_matches_mxnet_at_batch_1_and_3(net, tmp_path):
     assert model.opset_import[0].version == default_opset        # GlobalAveragePool, Pad...: no pin needed
     ops = {n.op_type for n in model.graph.node}
     assert {'Conv', 'GlobalAveragePool', 'Pad', 'Sigmoid', 'Clip'} <= ops and 'ReduceMean' not in ops
+    # every partial shortcut is one Pad of the channel axis; no shape computations left (onnx_rewrite)
+    partial = sum(b.shortcut and b.out_channels > b.in_channels for b in net.spec.blocks)
+    assert rep.figures['shortcut_pads_rewritten'] == partial == sum(n.op_type == 'Pad' for n in model.graph.node)
+    assert not ops & {'Shape', 'Unsqueeze', 'Reshape'}, ops
     (inp,) = model.graph.input                                    # weights are initializers, not inputs
     dims = inp.type.tensor_type.shape.dim
     assert not dims[0].dim_value and [d.dim_value for d in dims[1:]] == [3, SIZE, SIZE]
@@ -418,11 +422,11 @@ def _corrupting_onnx_convert(monkeypatch):
     real = onnx_format._onnx_convert
 
     def convert_then_damage(sym_prefix, onnx_path, size):
-        model = real(sym_prefix, onnx_path, size)
+        model, rewritten = real(sym_prefix, onnx_path, size)
         for init in [t for t in model.graph.initializer if t.name.endswith('bias')]:
             init.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(init) + 0.5, init.name))
         onnx.save(model, onnx_path)
-        return model
+        return model, rewritten
 
     monkeypatch.setattr(onnx_format, '_onnx_convert', convert_then_damage)
 

@@ -9,6 +9,7 @@ import numpy as np
 
 from .data import EVAL_SEED, generated_images
 from .graphs import prepared, run_batches
+from .onnx_rewrite import direct_channel_pads
 from .staging import ExportError, ExportReport, Staging, output_files
 
 __all__ = ['FALLBACK_OPSET', 'pinned_onnx_opset', 'StagedOnnx', 'staged_onnx', 'report_onnx', 'check_against_mxnet',
@@ -40,7 +41,8 @@ def pinned_onnx_opset(opset):
 
 def _onnx_convert(sym_prefix, onnx_path, size):
     """mx2onnx with a dynamic batch axis; initializers dropped from the graph inputs (ONNX IR >= 4 allows it,
-    and ONNX Runtime can then fold them as constants instead of warning once per weight)."""
+    and ONNX Runtime can then fold them as constants instead of warning once per weight); the shortcut's pads
+    as one ``Pad`` each (:func:`~.onnx_rewrite.direct_channel_pads`). Returns (model, chains rewritten)."""
     import mxnet as mx
     import onnx
     mx.onnx.export_model(sym_prefix + '-symbol.json', sym_prefix + '-0000.params', in_shapes=[(1, 3, size, size)],
@@ -51,9 +53,10 @@ def _onnx_convert(sym_prefix, onnx_path, size):
     inputs = [i for i in model.graph.input if i.name not in weights]
     del model.graph.input[:]
     model.graph.input.extend(inputs)
+    rewritten = direct_channel_pads(model)
     onnx.save(model, onnx_path)
     onnx.checker.check_model(onnx_path, full_check=True)
-    return onnx.load(onnx_path)
+    return onnx.load(onnx_path), rewritten
 
 
 def _ort_session(path):
@@ -63,7 +66,7 @@ def _ort_session(path):
     return ort.InferenceSession(path, opts, providers=['CPUExecutionProvider'])
 
 
-StagedOnnx = namedtuple('StagedOnnx', 'path model opened opset errors sym_prefix')
+StagedOnnx = namedtuple('StagedOnnx', 'path model opened opset errors sym_prefix rewritten')
 
 
 def staged_onnx(net, st, onnx_path, size, opset=None, open_with=None):
@@ -73,7 +76,7 @@ def staged_onnx(net, st, onnx_path, size, opset=None, open_with=None):
     runtime that will run the file, is part of each attempt, so an opset the runtime cannot read falls back too.
 
     Returns a :class:`StagedOnnx` (path, the onnx model, what ``open_with`` returned, the opset used, the error of
-    each failed attempt, the symbol prefix); raises :class:`ExportError` if every attempt failed.
+    each failed attempt, the symbol prefix, the shortcut chains rewritten); raises :class:`ExportError` if every attempt failed.
     """
     import onnx
     prepared(net, size)
@@ -84,9 +87,10 @@ def staged_onnx(net, st, onnx_path, size, opset=None, open_with=None):
     for attempt in ([opset] if opset else [None, FALLBACK_OPSET]):
         try:
             with (pinned_onnx_opset(attempt) if attempt else contextlib.nullcontext()):
-                model = _onnx_convert(sym_prefix, onnx_path, size)
+                model, rewritten = _onnx_convert(sym_prefix, onnx_path, size)
             opened = open_with(onnx_path) if open_with else None
-            return StagedOnnx(onnx_path, model, opened, model.opset_import[0].version, errors, sym_prefix)
+            return StagedOnnx(onnx_path, model, opened, model.opset_import[0].version, errors, sym_prefix,
+                              rewritten)
         except Exception as err:   # noqa: BLE001 - reported, then the next opset is tried
             errors.append('opset %s: %s: %s' % (attempt or default, type(err).__name__,
                                                 str(err).strip().splitlines()[-1] if str(err).strip() else ''))
@@ -102,6 +106,10 @@ def report_onnx(rep, onx, opset=None):
                                              'onnx default, no workaround needed' if not onx.errors else
                                              'pinned: mx2onnx translates up to opset 13'))
     rep.lines.append('ops       ' + ', '.join(sorted({n.op_type for n in onx.model.graph.node})))
+    if onx.rewritten:
+        rep.lines.append('rewrite   %d shortcut pads (reshape, unsqueeze, pad, reshape) as one Pad of the channel '
+                         'axis each' % onx.rewritten)
+    rep.figures['shortcut_pads_rewritten'] = onx.rewritten
 
 
 def check_against_mxnet(rep, net, x, sym_prefix, runtime, run, batches, atol, key):
