@@ -87,10 +87,41 @@ def load_params_file(net, path, ctx, new_classifier=False):
         raise TrainingError(str(err)) from None
 
 
+class _InDtype:
+    """``F`` whose ``ones`` / ``zeros`` are made in ``dtype`` (MXNet's default is float32)."""
+
+    def __init__(self, F, dtype):
+        self._F, self._dtype = F, dtype
+
+    def __getattr__(self, name):
+        return getattr(self._F, name)
+
+    def ones(self, *args, **kwargs):
+        return self._F.ones(*args, dtype=self._dtype, **kwargs)
+
+    def zeros(self, *args, **kwargs):
+        return self._F.zeros(*args, dtype=self._dtype, **kwargs)
+
+
+_GROUP_NORM = []
+
+
+def group_norm_class():
+    """gluoncv.nn.GroupNorm that also runs in float64 (``--dtype float64``): GluonCV's forward makes its
+    normalisation's ones and zeros in float32, which a float64 BatchNorm refuses. Same values in float32."""
+    if not _GROUP_NORM:
+        from ..gluoncv.compat import import_gluoncv
+
+        class GroupNorm(import_gluoncv().nn.GroupNorm):
+            def hybrid_forward(self, F, x, gamma, beta):
+                return super().hybrid_forward(_InDtype(F, x.dtype), x, gamma, beta)
+        _GROUP_NORM.append(GroupNorm)
+    return _GROUP_NORM[0]
+
+
 def _gn_groups(name, base_kwargs, explicit):
     """The GroupNorm group count for --use-gn: explicit, else the largest of 32..1 that divides every layer."""
-    from ..gluoncv.compat import import_gluoncv
-    gn = import_gluoncv().nn.GroupNorm
+    gn = group_norm_class()
     if explicit or not is_rexnet(name):
         return gn, explicit
     for groups in (32, 16, 8, 4, 2, 1):

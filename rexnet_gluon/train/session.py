@@ -38,9 +38,9 @@ def check_config(opt):
         raise TrainingError('--data-backend %s: NVIDIA DALI is not supported by this script; use the default '
                             '--data-backend mxnet (with --use-rec for the fast C++ RecordIO reader)'
                             % opt.data_backend)
-    if opt.dtype not in ('float32', 'float16'):
-        raise TrainingError('--dtype %s is not supported: use float32, float16 (GPU), or --amp (float16 on '
-                            'GPU, bfloat16 on CPU)' % opt.dtype)
+    if opt.dtype not in ('float32', 'float16', 'float64'):
+        raise TrainingError('--dtype %s is not supported: use float32, float16 (GPU), float64, or --amp '
+                            '(float16 on GPU, bfloat16 on CPU)' % opt.dtype)
     if opt.use_gn and opt.mode == 'hybrid':
         raise TrainingError("--use-gn cannot be hybridized: gluoncv.nn.GroupNorm reads x.shape in its forward, "
                             "which a symbol does not have. Drop --mode hybrid (imperative) or --use-gn.")
