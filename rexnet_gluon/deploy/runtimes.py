@@ -5,8 +5,9 @@
   the batch itself. Its speed needs :data:`~rexnet_gluon.deploy.fast.RECOMMENDED_ENV` set before ``import mxnet``;
   the engine cannot set it afterwards, so it says so in its notes when it was not.
 - ``openvino``: the network's ONNX export (:func:`~rexnet_gluon.deploy.export.onnx_format.staged_onnx`, in a
-  temporary folder removed afterwards) converted in memory by ``ov.convert_model``, compiled for CPU with
-  ``INFERENCE_PRECISION_HINT`` f32 (the CPU plugin's default on CPUs with bf16 support is bf16: ~0.8 off in logits).
+  temporary folder removed afterwards) converted in memory by ``ov.convert_model`` and run by
+  :class:`~rexnet_gluon.deploy.openvino_runner.OpenVinoRunner`: CPU, ``INFERENCE_PRECISION_HINT`` f32 (the CPU
+  plugin's default on CPUs with bf16 support is bf16: ~0.8 off in logits), static shapes for recurring batch sizes.
 - ``onnxruntime``: the same ONNX file in an ``InferenceSession`` with the ``CPUExecutionProvider``.
 
 Every engine takes any batch size (the ONNX/IR batch axis is dynamic). :func:`check_engine` compares an engine with
@@ -124,16 +125,15 @@ def _onnx_file(net, size, folder, open_with):
 def _openvino(net, size, ctx):
     from .export.openvino_format import CHECK_PRECISION, staged_ir
     from .export.staging import ExportReport, Staging
+    from .openvino_runner import OpenVinoRunner, cpu_config
     ov = _import('openvino', 'openvino')
     with tempfile.TemporaryDirectory(prefix='rexnet_ov.') as folder:
         with Staging(os.path.join(folder, 'model')) as st:   # the export's own conversion, dynamic batch
             model = staged_ir(net, st, ExportReport('openvino', 'in memory'), size).opened
-        compiled = ov.Core().compile_model(model, 'CPU', {'INFERENCE_PRECISION_HINT': CHECK_PRECISION})
-    request = compiled.create_infer_request()
-
-    def run(x):
-        return np.array(request.infer({0: x})[compiled.output(0)])
-    return Engine('openvino', run, ['OpenVINO %s, CPU, f32 (INFERENCE_PRECISION_HINT)' % ov.get_version()])
+        run = OpenVinoRunner(model, cpu_config(CHECK_PRECISION))
+    return Engine('openvino', run, ['OpenVINO %s, CPU, f32 (INFERENCE_PRECISION_HINT), LATENCY hint; a batch size '
+                                    'that comes again runs a model compiled for it (static shape)'
+                                    % ov.get_version()])
 
 
 def _onnxruntime(net, size, ctx):

@@ -100,6 +100,6 @@ def test_benchmark_runtime_rows_smoke(tmp_path):
     for c in ('ov_fp32', 'ort_fp32', 'ov_timm'):
         assert rows[c]['top1_agreement'] == 1.0 and rows[c]['max_abs_diff'] < 1e-3 * max(1, rows[c]['logit_scale'])
     assert rows['ov_timm']['reference'] == 'timm' and rows['ov_fp32']['reference'] == 'mxnet'
-    assert 'THROUGHPUT' in rows['ov_fp32']['runtime'] and 0 <= rows['ov_int8']['top1_agreement'] <= 1
+    assert 'OpenVinoRunner' in rows['ov_fp32']['runtime'] and 0 <= rows['ov_int8']['top1_agreement'] <= 1
     assert rows['ov_fp32']['rss_mib'] < rows['mx_hybrid']['rss_mib']
     assert glob.glob(str(out / 'benchmark.md'))

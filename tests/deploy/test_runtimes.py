@@ -55,6 +55,27 @@ def test_engine_equals_the_network(net, images, runtime):
         assert np.abs(got - ref[:b]).max() <= factor * allowed_diff(scale), (runtime, b)
 
 
+def test_openvino_compiles_a_static_model_for_a_batch_size_that_comes_again(net, images):
+    """The first call of a batch size runs the dynamic-batch model; the second compiles one for that size (up to
+    ``max_static`` sizes), with the same outputs within the rule."""
+    pytest.importorskip('openvino')
+    x, ref = images
+    engine = runtimes.build_engine('openvino', net, SIZE)
+    runner = engine._run
+    runner.max_static = 1
+    for b in (3, 3, 3, 5, 5, 1):
+        got = engine(x[:b])
+        assert got.shape == (b, 10)
+        assert np.abs(got - ref[:b]).max() <= allowed_diff(float(np.abs(ref).max())), b
+    assert list(runner.static) == [3]                              # 5 came again, but the cache is full
+    shape = runner.static[3][0].input(0).get_partial_shape()
+    assert shape.is_static and list(shape.to_shape()) == [3, 3, SIZE, SIZE]
+    assert runner.dynamic[0].input(0).get_partial_shape()[0].is_dynamic
+    for compiled, _ in [runner.dynamic] + list(runner.static.values()):   # fp32 as the check, one stream
+        assert compiled.get_property('INFERENCE_PRECISION_HINT').get_type_name() == 'f32'
+        assert str(compiled.get_property('PERFORMANCE_HINT')).endswith('LATENCY')
+
+
 def _shifted(builder):
     """A builder whose engine adds 1e-3 to one logit: a wrong engine that still looks plausible."""
     def build(net, size, ctx):

@@ -26,8 +26,8 @@ mx_fast_threaded    the same graph with MXNet's default engine and environment
 mx_bf16             mx.contrib.amp.convert_hybrid_block(net, 'bfloat16'), hybridized
 mx_int8             mx.contrib.quantization.quantize_net(net, quantized_dtype='int8', calib_mode='naive')
 mx_fast_int8        rexnet_gluon.deploy.fast.quantize(fast graph), int8, naive calibration
-ov_fp32             our ONNX export as OpenVINO IR, f32; bs1: LATENCY hint, one sync request; larger batches:
-                    THROUGHPUT hint, the batch split over an AsyncInferQueue (files made before the children start)
+ov_fp32             our ONNX export as OpenVINO IR run as predict's openvino engine runs it (OpenVinoRunner: f32,
+                    LATENCY hint, one sync request, static shape; files made before the children start)
 ov_int8             the IR quantized by NNCF (export --format openvino-int8's quantize_ir), generated calibration
 ort_fp32            ONNX Runtime (CPUExecutionProvider) on our ONNX export
 ov_timm             timm's model exported by torch.onnx.export, run in OpenVINO f32 as ov_fp32 (vs timm eager)

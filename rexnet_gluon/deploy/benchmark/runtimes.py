@@ -18,36 +18,30 @@ RUNTIME_CONFIGS = {'ov_fp32': ('ir_fp32', 'mxnet'), 'ov_int8': ('ir_int8', 'mxne
                    'ort_fp32': ('onnx', 'mxnet'), 'ov_timm': ('ir_timm', 'timm')}
 
 
-def _ov_compiled(path, threads, hint):
-    """The IR compiled for CPU in f32 (OpenVINO's CPU default may be bf16: not the fp32 the rows compare) with the
-    benchmark's thread count and ``hint`` (LATENCY or THROUGHPUT)."""
-    import openvino as ov
-    core = ov.Core()
-    return core.compile_model(core.read_model(path), 'CPU', {
-        'INFERENCE_PRECISION_HINT': 'f32', 'PERFORMANCE_HINT': hint, 'INFERENCE_NUM_THREADS': threads})
+def _ov_runner_module():
+    """``deploy/openvino_runner.py``, loaded by its path (the package would import MXNet)."""
+    import importlib.util
+    path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'openvino_runner.py')
+    spec = importlib.util.spec_from_file_location('rexnet_openvino_runner', path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def _ov_step(path, x, threads):
-    """Batch 1: one synchronous request (LATENCY hint). Larger batches: THROUGHPUT hint, the batch split evenly
-    over the plugin's optimal number of requests run by an AsyncInferQueue (one stream per request), results
-    gathered in order. Returns (step, run(images) -> logits, a description)."""
+    """The IR run as the ``openvino`` engine of ``predict`` runs it (``OpenVinoRunner``: f32, LATENCY hint, one
+    synchronous request, static shape from a batch size's second call on). Returns (step, run, description)."""
     import numpy as np
     import openvino as ov
-    if len(x) == 1:
-        compiled = _ov_compiled(path, threads, 'LATENCY')
-        request = compiled.create_infer_request()
-        return (lambda: request.infer({0: x}), lambda imgs: np.array(compiled(imgs)[0]),
-                'LATENCY hint, 1 sync request')
-    compiled = _ov_compiled(path, threads, 'THROUGHPUT')
-    n = max(1, min(len(x), compiled.get_property('OPTIMAL_NUMBER_OF_INFER_REQUESTS')))
-    chunks = np.array_split(x, n)
-    queue = ov.AsyncInferQueue(compiled, n)
+    m = _ov_runner_module()
+    core = ov.Core()
+    runner = m.OpenVinoRunner(core.read_model(path), m.cpu_config('f32', threads), core=core)
+    compiled, request = runner.dynamic    # the check's batches of 8 on the model the runner holds anyway
 
-    def step():
-        for i, chunk in enumerate(chunks):
-            queue.start_async({0: chunk}, userdata=i)
-        queue.wait_all()
-    return step, lambda imgs: np.array(compiled(imgs)[0]), 'THROUGHPUT hint, %d async requests' % n
+    def check(imgs):
+        return np.array(request.infer({0: imgs})[compiled.output(0)])
+    return (lambda: runner(x), check, 'the openvino engine (OpenVinoRunner): f32, LATENCY hint, 1 sync request, '
+            'static shape for a recurring batch size')
 
 
 def _ort_step(path, x, threads):
