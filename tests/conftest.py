@@ -9,6 +9,10 @@ from helpers import REPO  # noqa: E402  (conftest's folder is on sys.path: pytes
 
 TRAINED_SIZE = 64
 
+# Tests never write exports into the user's $MXNET_HOME/models/engines: the engine cache is off, except in
+# tests/deploy/test_engine_cache.py, which turns it on with a MXNET_HOME of its own.
+os.environ['REXNET_ENGINE_CACHE'] = '0'
+
 
 @pytest.fixture(scope='session')
 def trained_shapes(tmp_path_factory):

@@ -142,7 +142,8 @@ def load_predictor(model, params=None, runtime='auto', ctx=None, batch_size=32):
     passes its parity check against the plain network, skipped ones logged at INFO with the reason; on a GPU
     context: mxnet), or one of those names (an error if it is missing or fails its check). The check runs the
     network and the engine on 3 generated images; building openvino / onnxruntime costs one ONNX export, a few
-    seconds (about 3 s for a 1.0x net at 64 px here, more at 224 px and for wider nets).
+    seconds, the first time these weights are seen; the export is kept in ``$MXNET_HOME/models/engines``
+    (:mod:`~rexnet_gluon.deploy.engine_cache`; ``REXNET_ENGINE_CACHE=0`` turns that off).
     """
     from .runtimes import RUNTIMES, choose_engine
     if runtime != 'auto' and runtime not in RUNTIMES:

@@ -4,11 +4,11 @@
 - ``fast``: :func:`rexnet_gluon.deploy.fast.prepare` (CPU, oneDNN); it runs one image per graph call and loops over
   the batch itself. Its speed needs :data:`~rexnet_gluon.deploy.fast.RECOMMENDED_ENV` set before ``import mxnet``;
   the engine cannot set it afterwards, so it says so in its notes when it was not.
-- ``openvino``: the network's ONNX export (:func:`~rexnet_gluon.deploy.export.onnx_format.staged_onnx`, in a
-  temporary folder removed afterwards) converted in memory by ``ov.convert_model`` and run by
+- ``openvino``: the network's ONNX export (:func:`~rexnet_gluon.deploy.export.onnx_format.staged_onnx`, kept in
+  the engine cache, :mod:`~rexnet_gluon.deploy.engine_cache`) converted in memory by ``ov.convert_model`` and run by
   :class:`~rexnet_gluon.deploy.openvino_runner.OpenVinoRunner`: CPU, ``INFERENCE_PRECISION_HINT`` f32 (the CPU
   plugin's default on CPUs with bf16 support is bf16: ~0.8 off in logits), static shapes for recurring batch sizes.
-- ``onnxruntime``: the same ONNX file in an ``InferenceSession`` with the ``CPUExecutionProvider``.
+- ``onnxruntime``: the same (cached) ONNX file in an ``InferenceSession`` with the ``CPUExecutionProvider``.
 
 Every engine takes any batch size (the ONNX/IR batch axis is dynamic). :func:`check_engine` compares an engine with
 the plain network on generated images at batch 1 and 3 within the parity rule
@@ -18,7 +18,6 @@ the plain network on generated images at batch 1 and 3 within the parity rule
 """
 import logging
 import os
-import tempfile
 
 import numpy as np
 
@@ -114,40 +113,35 @@ def _import(module, runtime):
                                  % (runtime, module, err, INSTALL_HINT)) from None
 
 
-def _onnx_file(net, size, folder, open_with):
-    """The network's ONNX export in ``folder`` opened by ``open_with(path)`` (what it returns)."""
-    from .export.onnx_format import staged_onnx
-    from .export.staging import Staging
-    with Staging(os.path.join(folder, 'model')) as st:
-        return staged_onnx(net, st, st.staged_prefix + '.onnx', size, open_with=open_with).opened
+def _from_cache_note(path, hit):
+    return ('the ONNX export %s %s' % ('cached at' if hit else 'made now', path) if os.path.exists(path) else
+            'the ONNX export made now (not cached)')
 
 
 def _openvino(net, size, ctx):
-    from .export.openvino_format import CHECK_PRECISION, staged_ir
-    from .export.staging import ExportReport, Staging
+    from .engine_cache import cached_onnx
+    from .export.openvino_format import CHECK_PRECISION, set_batch
     from .openvino_runner import OpenVinoRunner, cpu_config
     ov = _import('openvino', 'openvino')
-    with tempfile.TemporaryDirectory(prefix='rexnet_ov.') as folder:
-        with Staging(os.path.join(folder, 'model')) as st:   # the export's own conversion, dynamic batch
-            model = staged_ir(net, st, ExportReport('openvino', 'in memory'), size).opened
-        run = OpenVinoRunner(model, cpu_config(CHECK_PRECISION))
+    model, path, hit = cached_onnx(net, size, ov.convert_model)
+    run = OpenVinoRunner(set_batch(model, size), cpu_config(CHECK_PRECISION))
     return Engine('openvino', run, ['OpenVINO %s, CPU, f32 (INFERENCE_PRECISION_HINT), LATENCY hint; a batch size '
                                     'that comes again runs a model compiled for it (static shape)'
-                                    % ov.get_version()])
+                                    % ov.get_version(), _from_cache_note(path, hit)])
 
 
 def _onnxruntime(net, size, ctx):
+    from .engine_cache import cached_onnx
     ort = _import('onnxruntime', 'onnxruntime')
 
     def session(path):
         opts = ort.SessionOptions()
         opts.log_severity_level = 3
         return ort.InferenceSession(path, opts, providers=['CPUExecutionProvider'])
-    with tempfile.TemporaryDirectory(prefix='rexnet_ort.') as folder:
-        sess = _onnx_file(net, size, folder, session)
+    sess, path, hit = cached_onnx(net, size, session)
     name = sess.get_inputs()[0].name
     return Engine('onnxruntime', lambda x: sess.run(None, {name: x})[0],
-                  ['ONNX Runtime %s, CPUExecutionProvider' % ort.__version__])
+                  ['ONNX Runtime %s, CPUExecutionProvider' % ort.__version__, _from_cache_note(path, hit)])
 
 
 _BUILDERS = {'mxnet': _mxnet, 'fast': _fast, 'openvino': _openvino, 'onnxruntime': _onnxruntime}
@@ -156,7 +150,9 @@ _BUILDERS = {'mxnet': _mxnet, 'fast': _fast, 'openvino': _openvino, 'onnxruntime
 def build_engine(runtime, net, size, ctx=None):
     """The ``runtime`` engine of ``net`` (a ReXNet, ``size`` px inputs) on ``ctx`` (default CPU). Only ``mxnet``
     runs on a GPU context; the others raise :class:`RuntimeUnavailable` there, and when their package is missing.
-    Building ``openvino`` / ``onnxruntime`` costs one ONNX export (seconds); ``fast``, folding and partitioning."""
+    Building ``openvino`` / ``onnxruntime`` costs one ONNX export (seconds) the first time a network is seen, and
+    reading the cached file afterwards (:mod:`~rexnet_gluon.deploy.engine_cache`); ``fast``, folding and
+    partitioning."""
     if runtime not in _BUILDERS:
         raise ValueError('unknown runtime %r; choose from auto, %s' % (runtime, ', '.join(RUNTIMES)))
     if runtime != 'mxnet' and _is_gpu(ctx):

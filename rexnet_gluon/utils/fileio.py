@@ -1,9 +1,10 @@
 """Atomic file writing: every file this project writes appears whole or not at all."""
 import contextlib
+import hashlib
 import os
 import tempfile
 
-__all__ = ['atomic_path', 'atomic_write', 'atomic_write_text']
+__all__ = ['atomic_path', 'atomic_write', 'atomic_write_text', 'file_digest']
 
 
 def _umask():
@@ -44,3 +45,12 @@ def atomic_write_text(path, text):
         with open(tmp, 'w') as f:
             f.write(text)
     atomic_write(path, write)
+
+
+def file_digest(path, algorithm='sha1'):
+    """The hex digest of a file's content (read in 1 MiB blocks)."""
+    h = hashlib.new(algorithm)
+    with open(path, 'rb') as f:
+        for block in iter(lambda: f.read(1 << 20), b''):
+            h.update(block)
+    return h.hexdigest()

@@ -16,11 +16,11 @@ trip over each other; a valid file is used without the lock, so a read-only cach
 """
 import contextlib
 import glob
-import hashlib
 import logging
 import os
 import re
 
+from ..utils.fileio import file_digest
 from .registry import get_model_info
 
 __all__ = ['pretrained_file', 'models_root', 'CacheError', 'DOWNLOAD_RETRIES', 'DOWNLOAD_BACKOFF']
@@ -44,14 +44,6 @@ def models_root(root=DEFAULT_ROOT):
     return os.path.expanduser(root)
 
 
-def _sha1(path):
-    h = hashlib.sha1()
-    with open(path, 'rb') as f:
-        for chunk in iter(lambda: f.read(1 << 20), b''):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def _candidates(name, folder, tag=None):
     """(path, tag) of every ``{name}-{8 hex}.params`` in folder."""
     found = []
@@ -67,7 +59,7 @@ def _problem(path, sha8, name):
     import mxnet as mx
     from ..convert.mapping import param_table, spec_from_name
     try:
-        if not _sha1(path).startswith(sha8):
+        if not file_digest(path).startswith(sha8):
             return 'its content no longer matches its hash'
         shapes = {k: tuple(v.shape) for k, v in mx.nd.load(path).items()}
     except (OSError, mx.base.MXNetError) as err:
@@ -187,7 +179,7 @@ def _store(arrays, info, folder):
         save_params(arrays, staging)
     except OSError as err:
         raise _unwritable(folder, err) from None
-    final = os.path.join(folder, '%s-%s.params' % (info.name, _sha1(staging)[:8]))
+    final = os.path.join(folder, '%s-%s.params' % (info.name, file_digest(staging)[:8]))
     os.replace(staging, final)
     return final
 

@@ -27,7 +27,7 @@ import portalocker
 import requests
 from tqdm import tqdm
 
-from ..utils.fileio import atomic_path
+from ..utils.fileio import atomic_path, file_digest
 
 __all__ = ['DownloadError', 'download', 'drive_url', 'file_lock', 'fetch_one', 'fetch_first', 'sha256_file']
 
@@ -253,11 +253,7 @@ def file_lock(path, timeout=None):
 
 
 def sha256_file(path):
-    h = hashlib.sha256()
-    with open(path, 'rb') as f:
-        for block in iter(lambda: f.read(CHUNK), b''):
-            h.update(block)
-    return h.hexdigest()
+    return file_digest(path, 'sha256')
 
 
 def fetch_one(cand, folder, progress=True, retries=5, backoff=1.0):

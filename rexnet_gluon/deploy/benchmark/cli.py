@@ -50,12 +50,14 @@ import sys
 import tempfile
 import time
 
+from ...utils.fileio import atomic_path, atomic_write_text
 from .child import ALL_CONFIGS, TRAIN_CONFIGS, child_main, parse_width
 from .prepare import missing_runtimes, prepare_files
-from .report import make_chart, make_head, make_profile_table, make_table
+from .report import (make_chart, make_goals, make_head, make_profile_table, make_readme_block, make_table,
+                     replace_readme_block)
 from .runner import machine_info, run_jobs, torch_available
 
-__all__ = ['build_parser', 'plan_jobs', 'main', ]
+__all__ = ['build_parser', 'plan_jobs', 'main', 'write_outputs', ]
 
 # the checkout (this file is REPO/rexnet_gluon/deploy/benchmark/cli.py): --output-dir is REPO/results/benchmark
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
@@ -87,6 +89,10 @@ def build_parser():
                    help='also write a per-operator profile (mx.profiler, bulk execution off) of these MXNet '
                         'configurations, e.g. mx_fused,mx_fast, to benchmark_profile.md / .json')
     p.add_argument('--output-dir', default=os.path.join(REPO, 'results', 'benchmark'))
+    p.add_argument('--readme', metavar='FILE', help='also rewrite the speed block of FILE (README.md: between '
+                   'its speed-table markers) from this run: summary table, chart, goals')
+    p.add_argument('--from-json', metavar='FILE', help='time nothing: write the outputs (and --readme) again from '
+                   'the benchmark.json of an earlier run')
     p.add_argument('--child', help=argparse.SUPPRESS)
     return p
 
@@ -142,7 +148,11 @@ def main(argv=None):
     if args.child:
         return child_main(args.child)
 
+    if args.from_json:
+        return _rewrite_from_json(p, args)
     batches, jobs, skipped = plan_jobs(p, args)
+    if args.readme:
+        _readme_text(p, args.readme)      # a bad --readme fails now, not after an hour of timing
     command = ' '.join(['python', os.path.relpath(os.path.abspath(sys.argv[0]), os.getcwd())] +
                        list(sys.argv[1:] if argv is None else argv))
     machine = machine_info(args.threads)
@@ -153,29 +163,65 @@ def main(argv=None):
     with tempfile.TemporaryDirectory(prefix='rexnet-bench-') as folder:
         prepare_files(jobs, folder)     # ONNX / IR files, before any timed child starts
         results, profiles = run_jobs(jobs, args)
-    table = make_table(results, batches)
-    os.makedirs(args.output_dir, exist_ok=True)
-    stamp = time.strftime('%Y-%m-%d %H:%M')
-    md = make_head(machine, command, stamp, args) + table + '\n'
-    with open(os.path.join(args.output_dir, 'benchmark.md'), 'w') as f:
-        f.write(md)
-    with open(os.path.join(args.output_dir, 'benchmark.json'), 'w') as f:
-        json.dump(dict(machine=machine, command=command, date=stamp, args=vars(args), results=results), f, indent=1)
-    if profiles:
-        text = make_profile_table(profiles)
-        with open(os.path.join(args.output_dir, 'benchmark_profile.md'), 'w') as f:
-            f.write('# Per-operator profile (mx.profiler, MXNET_EXEC_BULK_EXEC_INFERENCE=0)\n\n' + text + '\n')
-        with open(os.path.join(args.output_dir, 'benchmark_profile.json'), 'w') as f:
-            json.dump(profiles, f, indent=1)
-        print(text)
-    try:
-        make_chart(results, batches, os.path.join(args.output_dir, 'benchmark.png'))
-    except Exception as e:   # the numbers matter more than the picture
-        print('chart failed: %s' % e)
+    run = dict(machine=machine, command=command, date=time.strftime('%Y-%m-%d %H:%M'), args=vars(args),
+               results=results)
+    table = write_outputs(p, run, profiles, args.output_dir, args.readme)
     print()
     print(table)
     print()
     print('machine: %s' % json.dumps(machine))
     print('command: %s' % command)
-    print('written: %s/benchmark.{md,json,png}' % args.output_dir)
+    print('written: %s/benchmark.{md,json,png}%s' % (args.output_dir, ' and ' + args.readme if args.readme else ''))
     return 0 if all(r.get('ok') for r in results) else 1
+
+
+def _readme_text(p, path):
+    try:
+        text = open(path).read()
+        replace_readme_block(text, '')
+    except (OSError, ValueError) as err:
+        p.error('--readme %s: %s' % (path, err))
+    return text
+
+
+def _rewrite_from_json(p, args):
+    try:
+        with open(args.from_json) as f:
+            run = json.load(f)
+        if not isinstance(run, dict) or not isinstance(run.get('results'), list) or 'args' not in run:
+            raise ValueError('no "results" list and "args"')
+    except (OSError, ValueError) as err:
+        p.error('--from-json %s: not the benchmark.json of a run (%s: %s)' % (args.from_json, type(err).__name__,
+                                                                              err))
+    if args.readme:
+        _readme_text(p, args.readme)
+    print(write_outputs(p, run, None, args.output_dir, args.readme))
+    return 0
+
+
+def write_outputs(p, run, profiles, output_dir, readme=None):
+    """benchmark.md / .json / .png (and the profile files when ``profiles``) in ``output_dir``, each written
+    atomically, and ``readme``'s speed block; returns the speed table."""
+    results = run['results']
+    batches = sorted({r['batch'] for r in results if r['config'] not in TRAIN_CONFIGS})
+    table = make_table(results, batches)
+    os.makedirs(output_dir, exist_ok=True)
+    head = make_head(run['machine'], run['command'], run['date'], argparse.Namespace(**run['args']))
+    out = lambda name: os.path.join(output_dir, name)   # noqa: E731
+    atomic_write_text(out('benchmark.md'), head + table + '\n\n## Goals of issue #12\n\n' +
+                      make_goals(results) + '\n')
+    atomic_write_text(out('benchmark.json'), json.dumps(run, indent=1))
+    if profiles:
+        text = make_profile_table(profiles)
+        atomic_write_text(out('benchmark_profile.md'),
+                          '# Per-operator profile (mx.profiler, MXNET_EXEC_BULK_EXEC_INFERENCE=0)\n\n' + text + '\n')
+        atomic_write_text(out('benchmark_profile.json'), json.dumps(profiles, indent=1))
+        print(text)
+    if readme:
+        atomic_write_text(readme, replace_readme_block(_readme_text(p, readme), make_readme_block(run)))
+    try:
+        with atomic_path(out('benchmark.png'), suffix='.png') as tmp:   # matplotlib reads the format off the name
+            make_chart(results, batches, tmp)
+    except Exception as e:   # the numbers matter more than the picture
+        print('chart failed: %s' % e)
+    return table

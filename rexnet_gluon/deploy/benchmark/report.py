@@ -1,8 +1,9 @@
-"""The benchmark's outputs: the Markdown speed table (img/s, ratios to timm, RSS), the per-operator profile table
-and the bar chart."""
+"""The benchmark's outputs: the Markdown speed table (img/s, ratios to timm, RSS), the per-operator profile table,
+the bar chart, and the README's speed block (a summary table and the goals of issue #12, from the run's JSON)."""
 from .child import ALL_CONFIGS, FAST_ENV, TRAIN_CONFIGS
 
-__all__ = ['LABELS', 'speed_ratio', 'make_head', 'make_table', 'make_profile_table', 'make_chart', ]
+__all__ = ['LABELS', 'speed_ratio', 'make_head', 'make_table', 'make_profile_table', 'make_chart', 'make_summary',
+           'goal_ratios', 'make_goals', 'make_readme_block', 'replace_readme_block', ]
 
 LABELS = {'mx_imperative': 'MXNet imperative', 'mx_hybrid': 'MXNet hybridized',
           'mx_fused': 'MXNet hybrid + oneDNN fusion',
@@ -151,3 +152,105 @@ def make_chart(results, batches, path):
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+# The README's speed table: the rows a user chooses between, named as the user meets them.
+SUMMARY_LABELS = {
+    'mx_hybrid': 'rexnet_gluon hybridized (what `get_model` + `hybridize()` gives)',
+    'mx_fused': 'rexnet_gluon hybridized + `optimize_for(x, backend=\'MKLDNN\')`',
+    'mx_fast': 'rexnet_gluon `fast.prepare`',
+    'mx_fast_int8': 'rexnet_gluon `fast.quantize` (MXNet INT8)',
+    'ov_fp32': '**OpenVINO on our IR, f32: the `openvino` engine, predict\'s default**',
+    'ov_int8': '**OpenVINO INT8 (`export --format openvino-int8`)**',
+    'ort_fp32': 'ONNX Runtime on our ONNX export (the `onnxruntime` engine)',
+    'ov_timm': 'OpenVINO on timm\'s own ONNX export of `rexnet_100` (`torch.onnx.export`), same runner',
+    'timm_eager': 'timm `rexnet_100` eager NCHW',
+    'timm_cl': 'timm channels_last'}
+# Issue #12's goals: (what, configuration, compared with, at least, batches)
+GOALS = [('default runtime (OpenVINO engine) vs timm channels_last', 'ov_fp32', 'timm_cl', 3.0, None),
+         ('default runtime vs OpenVINO on timm\'s ONNX', 'ov_fp32', 'ov_timm', 1.0, None),
+         ('OpenVINO INT8 vs OpenVINO f32', 'ov_int8', 'ov_fp32', 1.5, (32,)),
+         ('`fast.prepare` vs timm channels_last', 'mx_fast', 'timm_cl', 2.0, None),
+         ('plain hybridized vs timm channels_last', 'mx_hybrid', 'timm_cl', 1.0, None)]
+
+
+def _row(by, width, config, batch):
+    r = by.get((width, config, batch))
+    return r if r and r.get('ok') else None
+
+
+def make_summary(results, batches, width='1.0'):
+    """Markdown: the README's table of one width (img/s per batch, x timm channels_last, peak RSS)."""
+    by = {(str(r['width']), r['config'], r['batch']): r for r in results}
+    lines = ['| configuration | %s | x timm channels_last (%s) | peak RSS MiB (%s) |' % (
+        ' | '.join('batch %d' % b for b in batches), ' / '.join('bs%d' % b for b in batches),
+        ' / '.join('bs%d' % b for b in batches)), '|---|' + '---|' * (len(batches) + 2)]
+    for c, label in SUMMARY_LABELS.items():
+        rows = [_row(by, width, c, b) for b in batches]
+        if not any(rows):
+            continue
+        cl = [_row(by, width, 'timm_cl', b) for b in batches]
+        lines.append('| %s | %s | %s | %s |' % (
+            label, ' | '.join(_fmt(r['median']) if r else 'n/a' for r in rows),
+            ' / '.join(_fmt(speed_ratio(r, t), 2) if r and t else '-' for r, t in zip(rows, cl)),
+            ' / '.join(_fmt(r['rss_mib'], 0) if r else '-' for r in rows)))
+    return '\n'.join(lines)
+
+
+def goal_ratios(results, width='1.0'):
+    """[(what, target, {batch: ratio or None}, met)] of :data:`GOALS`; met only when every batch asked for has a
+    ratio at or above the target."""
+    by = {(str(r['width']), r['config'], r['batch']): r for r in results}
+    batches = sorted({r['batch'] for r in results if r['config'] not in TRAIN_CONFIGS})
+    out = []
+    for what, config, against, target, only in GOALS:
+        ratios = {}
+        for b in batches:
+            r, t = _row(by, width, config, b), _row(by, width, against, b)
+            ratios[b] = speed_ratio(r, t) if r and t else None
+        judged = [ratios[b] for b in (only or batches) if b in ratios]
+        out.append((what, target, ratios, bool(judged) and all(v is not None and v >= target for v in judged)))
+    return out
+
+
+def make_goals(results, width='1.0'):
+    """Markdown: the goals of issue #12 with this run's ratios (per-round medians) and whether each is met."""
+    goals = goal_ratios(results, width)
+    batches = sorted(goals[0][2]) if goals else []
+    lines = ['| goal | at least | %s | met |' % ' | '.join('bs%d' % b for b in batches),
+             '|---|---|' + '---|' * len(batches) + '---|']
+    for (what, target, ratios, met), (_, _, _, _, only) in zip(goals, GOALS):
+        cells = [('%.2fx' % ratios[b] if ratios[b] is not None else 'n/a') + ('' if not only or b in only else
+                                                                              ' (not judged)') for b in batches]
+        lines.append('| %s | %.1fx%s | %s | %s |' % (what, target, ' at bs%s' % ','.join(map(str, only)) if only
+                                                     else '', ' | '.join(cells), '**yes**' if met else 'no'))
+    return '\n'.join(lines)
+
+
+README_BEGIN, README_END = '<!-- speed-table: made by scripts/benchmark.py --readme -->', '<!-- /speed-table -->'
+
+
+def make_readme_block(run):
+    """The README's speed block of a run (benchmark.json's content): what was run where, the summary table of
+    width 1.0 (or the first width), the chart and the goals."""
+    results = run['results']
+    widths = sorted({str(r['width']) for r in results}, key=lambda w: (w != '1.0', w))
+    batches = sorted({r['batch'] for r in results if r['config'] not in TRAIN_CONFIGS})
+    m = run['machine']
+    head = ('`%s` (%s; %s, %s logical CPUs, ISA %s), ReXNet-%s, %s px, random weights, img/s: the median of %s '
+            'interleaved rounds; ratios: the median of the per-round ratios; every configuration in a process of its '
+            'own (its own peak RSS).' % (run['command'], run['date'], m.get('cpu', '?'), m.get('logical_cpus'),
+                                        m.get('isa', '?'), widths[0] + 'x', run['args'].get('size'),
+                                        run['args'].get('repeats')))
+    return '\n\n'.join([README_BEGIN, head, make_summary(results, batches, widths[0]),
+                        '![benchmark chart](results/benchmark/benchmark.png)',
+                        'Goals of issue #12 in this run:', make_goals(results, widths[0]), README_END])
+
+
+def replace_readme_block(text, block):
+    """``text`` with its speed block replaced by ``block``; ValueError when it has no such block."""
+    a, b = text.find(README_BEGIN), text.find(README_END)
+    if a < 0 or b < a:
+        raise ValueError('no speed block: the file needs a line %s and, below it, a line %s' % (README_BEGIN,
+                                                                                              README_END))
+    return text[:a] + block + text[b + len(README_END):]

@@ -9,7 +9,7 @@ from .data import EVAL_SEED, generated_images
 from .onnx_format import check_against_mxnet, report_onnx, staged_onnx
 from .staging import ExportError, ExportReport, Staging, output_files
 
-__all__ = ['INSTALL_HINT', 'CHECK_PRECISION', 'import_openvino', 'staged_ir', 'run_ir', 'weight_types',
+__all__ = ['INSTALL_HINT', 'CHECK_PRECISION', 'import_openvino', 'staged_ir', 'set_batch', 'run_ir', 'weight_types',
            'export_openvino', ]
 
 INSTALL_HINT = 'pip install -e .[export]'
@@ -59,8 +59,16 @@ def staged_ir(net, st, rep, size, batch=None):
     onx = staged_onnx(net, st, st.staged_prefix + '.intermediate.onnx', size, open_with=ov.convert_model)
     report_onnx(rep, onx)
     rep.lines.append('convert   mx2onnx file -> ov.convert_model (fp32), OpenVINO %s' % ov.get_version())
-    onx.opened.reshape({onx.opened.input(0): ov.PartialShape([batch or -1, 3, size, size])})
+    set_batch(onx.opened, size, batch)
     return onx
+
+
+def set_batch(model, size, batch=None):
+    """Reshape the OpenVINO model's input to (batch, 3, size, size), the batch axis dynamic when ``batch`` is
+    None; returns the model."""
+    import openvino as ov
+    model.reshape({model.input(0): ov.PartialShape([batch or -1, 3, size, size])})
+    return model
 
 
 def run_ir(compiled, x):
