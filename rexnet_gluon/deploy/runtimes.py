@@ -29,9 +29,9 @@ __all__ = ['RUNTIMES', 'AUTO_ORDER', 'INSTALL_HINT', 'Engine', 'RuntimeUnavailab
 log = logging.getLogger(__name__)
 
 RUNTIMES = ('mxnet', 'fast', 'openvino', 'onnxruntime')
-# Fastest first, measured on this project's 2-vCPU CPU (ReXNet-1.0x, 224 px, img/s at batch 1 / 32): OpenVINO
-# 111.6 / 145.7, ONNX Runtime 76.0 / 79.3, fast 55.7 / 61.6, plain hybridized 12.0 / 16.9 (scripts/benchmark.py,
-# 2026-11-29, README "Speed").
+# Fastest first, measured on this project's 2-vCPU machines (ReXNet-1.0x, 224 px, README "Speed"): OpenVINO is first
+# everywhere (4.6x / 6.1x timm channels_last at batch 1 / 32 on an AMD EPYC, 3.0x / 3.2x on an Intel Xeon); ONNX
+# Runtime and fast trade places by machine (AMD: fast 1.1x / 1.2x ONNX Runtime; Intel: 0.83x / 0.94x).
 AUTO_ORDER = ('openvino', 'onnxruntime', 'fast', 'mxnet')
 INSTALL_HINT = 'pip install -e .[export]'
 CHECK_BATCHES = (1, 3)
