@@ -157,6 +157,22 @@ MUTATIONS = [
              'rexnet_gluon/deploy/predict.py', 'except ImageLoadError as err:\n                    failures.append',
              'except KeyError as err:\n                    failures.append',
              ['tests/deploy/test_predict.py', '-k', 'cli_folder_with_bad_files']),
+    Mutation('engine-cache-unverified', "a cached export whose content lost its name's SHA-1 is made again",
+             'rexnet_gluon/deploy/engine_cache.py', "if file_digest(path)[:8] != m.group(1):", 'if False:',
+             ['tests/deploy/test_engine_cache.py', '-k', 'damaged']),
+    Mutation('engine-key-weights-only', 'the engine cache key covers BatchNorm statistics, not only trained weights',
+             'rexnet_gluon/deploy/engine_cache.py',
+             'for name, param in sorted(net._collect_params_with_prefix().items()):\n',
+             "for name, param in sorted(net._collect_params_with_prefix().items()):\n"
+             "        if param.grad_req == 'null':\n            continue\n",
+             ['tests/deploy/test_engine_cache.py', '-k', 'key_follows']),
+    Mutation('ov-runner-dynamic-only', 'the openvino engine compiles a static model for a recurring batch size',
+             'rexnet_gluon/deploy/openvino_runner.py', 'if n in self._seen and len(self.static) < self.max_static:',
+             'if False:', ['tests/deploy/test_runtimes.py', '-k', 'static_model']),
+    Mutation('goal-any-batch', 'a speed goal is met only when every batch it names reaches it',
+             'rexnet_gluon/deploy/benchmark/report.py',
+             'all(v is not None and v >= target for v in judged)', 'any(v is not None and v >= target for v in judged)',
+             ['tests/deploy/test_benchmark_report.py', '-k', 'goal_ratios']),
 ]
 
 
