@@ -46,7 +46,7 @@ def _gluoncv_flags(p, d):
     g.add_argument('--batch-size', type=int, default=d.get('batch_size', 32), help='batch size PER DEVICE')
     g.add_argument('--dtype', type=str, default='float32',
                    help='float32, float16 (GPU only; fp32 master weights via multi_precision), or float64 '
-                        '(exact comparisons; --kvstore dist_sync does not keep it)')
+                        '(exact comparisons; not with --kvstore dist_*, which returns float32 weights)')
     g.add_argument('--num-gpus', type=int, default=0, help='number of GPUs (0: CPU)')
     g.add_argument('-j', '--num-data-workers', dest='num_workers', default=4, type=int,
                    help='data loader worker processes / RecordIO decode threads')

@@ -41,6 +41,11 @@ def check_config(opt):
     if opt.dtype not in ('float32', 'float16', 'float64'):
         raise TrainingError('--dtype %s is not supported: use float32, float16 (GPU), float64, or --amp '
                             '(float16 on GPU, bfloat16 on CPU)' % opt.dtype)
+    if opt.dtype == 'float64' and opt.kvstore.startswith('dist'):
+        # measured: every weight of a float64 dist_sync run came back float32-representable
+        raise TrainingError('--dtype float64 with --kvstore %s: the ps-lite kvstore hands the weights back as '
+                            'float32 values, so the run would not be float64. Use --kvstore horovod (keeps float64) '
+                            'or float32.' % opt.kvstore)
     if opt.use_gn and opt.mode == 'hybrid':
         raise TrainingError("--use-gn cannot be hybridized: gluoncv.nn.GroupNorm reads x.shape in its forward, "
                             "which a symbol does not have. Drop --mode hybrid (imperative) or --use-gn.")
