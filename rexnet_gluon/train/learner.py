@@ -85,7 +85,7 @@ class Learner:
         # begin_num_update=-1: MXNet's first update is then number 0, the schedule's first iteration
         optimizer_params = {'wd': opt.wd, 'momentum': opt.momentum, 'lr_scheduler': self.schedule,
                             'begin_num_update': -1}
-        if opt.dtype != 'float32':
+        if opt.dtype == 'float16':   # float32 master weights (MXNet's optimizers use them for float16 only)
             optimizer_params['multi_precision'] = True
         params = self.net.collect_params()
         if rt.kind == 'dist' and opt.optimizer == NAG_TORCH:
