@@ -15,11 +15,12 @@ import hashlib
 import logging
 import os
 import re
+import shutil
 import tempfile
 
 import numpy as np
 
-from ..utils.fileio import atomic_path, file_digest
+from ..utils.fileio import atomic_write, file_digest
 
 __all__ = ['ENGINE_CACHE_ENV', 'engine_folder', 'network_key', 'cached_onnx', ]
 
@@ -91,12 +92,7 @@ def _cached(folder, key, open_with):
 def _publish(staged, folder, key):
     """Copy the staged file into the cache as ``{key}-{sha1[:8]}.onnx`` (temporary name, then rename)."""
     path = os.path.join(folder, '%s-%s.onnx' % (key, file_digest(staged)[:8]))
-    with atomic_path(path, suffix='.onnx') as tmp:
-        with open(staged, 'rb') as src, open(tmp, 'wb') as dst:
-            for chunk in iter(lambda: src.read(1 << 20), b''):
-                dst.write(chunk)
-            dst.flush()
-            os.fsync(dst.fileno())
+    atomic_write(path, lambda tmp: shutil.copyfile(staged, tmp))
     return path
 
 

@@ -25,10 +25,10 @@ class OpenVinoRunner:
 
     A batch size that comes a second time (a predictor's full batches, single images one after another) gets a
     copy of the model compiled for it with a static shape, for at most ``max_static`` sizes: the CPU plugin then
-    skips its shape computations at every call. Measured here (ReXNet-1.0x, 224 px, interleaved in one process):
-    1.19x at batch 1, 1.02x at batch 32; splitting a batch of 32 over two THROUGHPUT streams gained 1.04x with
-    static shapes and lost 0.95x with dynamic ones, so one request it is. Compiling costs ~0.5 s, not spent on a
-    size seen once (the parity check's batches of 1 and 3)."""
+    skips its shape computations at every call: 1.12-1.19x at batch 1 (``scripts/measure_openvino_modes.py``,
+    ReXNet-1.0x, 224 px); at batch 32 static or dynamic, one request or the batch split over THROUGHPUT streams,
+    all came within this machine's noise, so one request it is. Compiling costs ~0.5 s, not spent on a size seen
+    once (the parity check's batches of 1 and 3)."""
 
     def __init__(self, model, config=None, max_static=4, core=None):
         import openvino as ov

@@ -29,9 +29,10 @@ __all__ = ['RUNTIMES', 'AUTO_ORDER', 'INSTALL_HINT', 'Engine', 'RuntimeUnavailab
 log = logging.getLogger(__name__)
 
 RUNTIMES = ('mxnet', 'fast', 'openvino', 'onnxruntime')
-# Fastest first, measured on this project's 2-vCPU machines (ReXNet-1.0x, 224 px, README "Speed"): OpenVINO is first
-# everywhere (4.6x / 6.1x timm channels_last at batch 1 / 32 on an AMD EPYC, 3.0x / 3.2x on an Intel Xeon); ONNX
-# Runtime and fast trade places by machine (AMD: fast 1.1x / 1.2x ONNX Runtime; Intel: 0.83x / 0.94x).
+# Fastest first, measured on this project's 2-vCPU machines (ReXNet-1.0x, 224 px, scripts/benchmark.py, README
+# "Speed"): OpenVINO is first in every run (3.45-4.56x / 5.25-6.07x timm channels_last at batch 1 / 32 on an AMD EPYC,
+# 2026-12-06/07; 2.96x / 3.15x on an Intel Xeon, 2026-12-04); ONNX Runtime and fast are close and trade places between
+# runs (fast 0.91-1.10x / 1.05-1.18x ONNX Runtime on the AMD EPYC, 0.83x / 0.94x on the Intel Xeon).
 AUTO_ORDER = ('openvino', 'onnxruntime', 'fast', 'mxnet')
 INSTALL_HINT = 'pip install -e .[export]'
 CHECK_BATCHES = (1, 3)

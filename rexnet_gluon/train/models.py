@@ -1,5 +1,6 @@
 """Networks by name (rexnet_gluon's zoo, then GluonCV's), weights from files, the student's model arguments
 (norm layer, dropout, ...), weight-decay exemptions and parameter checks."""
+import functools
 import os
 
 import mxnet as mx
@@ -103,20 +104,16 @@ class _InDtype:
         return self._F.zeros(*args, dtype=self._dtype, **kwargs)
 
 
-_GROUP_NORM = []
-
-
+@functools.lru_cache(maxsize=None)
 def group_norm_class():
     """gluoncv.nn.GroupNorm that also runs in float64 (``--dtype float64``): GluonCV's forward makes its
     normalisation's ones and zeros in float32, which a float64 BatchNorm refuses. Same values in float32."""
-    if not _GROUP_NORM:
-        from ..gluoncv.compat import import_gluoncv
+    from ..gluoncv.compat import import_gluoncv
 
-        class GroupNorm(import_gluoncv().nn.GroupNorm):
-            def hybrid_forward(self, F, x, gamma, beta):
-                return super().hybrid_forward(_InDtype(F, x.dtype), x, gamma, beta)
-        _GROUP_NORM.append(GroupNorm)
-    return _GROUP_NORM[0]
+    class GroupNorm(import_gluoncv().nn.GroupNorm):
+        def hybrid_forward(self, F, x, gamma, beta):
+            return super().hybrid_forward(_InDtype(F, x.dtype), x, gamma, beta)
+    return GroupNorm
 
 
 def _gn_groups(name, base_kwargs, explicit):
